@@ -1,0 +1,173 @@
+//! Command-line arguments (clap). Only the CLI knows these; the engine has no CLI types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// holdfast — encrypted, deduplicated, verifiable backups of files, streams and databases.
+#[derive(Debug, Parser)]
+#[command(name = "holdfast", version, about, long_about = None)]
+pub struct Cli {
+    /// The vault: a path, file://PATH or s3://BUCKET/PREFIX.
+    #[arg(long, global = true, env = "HOLDFAST_VAULT")]
+    pub vault: Option<String>,
+
+    /// S3 endpoint URL (default: AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, global = true, env = "HOLDFAST_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region (default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, global = true, env = "HOLDFAST_S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// Use virtual-host-style S3 addressing instead of path style.
+    #[arg(long, global = true)]
+    pub s3_virtual_host: bool,
+
+    /// Print one JSON document (or JSON lines for streams) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print less.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new vault and print its id.
+    Init,
+    /// Create a recovery point of paths or of standard input.
+    Backup(BackupArgs),
+    /// List recovery points.
+    Points(PointsArgs),
+    /// List the files of a recovery point.
+    Ls(LsArgs),
+    /// Write one file of a recovery point to standard output.
+    Dump(DumpArgs),
+    /// Restore a recovery point into a folder.
+    Restore(RestoreArgs),
+    /// Check the vault; with --read-data, read and authenticate every stored byte.
+    Verify(VerifyArgs),
+    /// Manage the vault's keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Files and folders to back up.
+    pub paths: Vec<PathBuf>,
+    /// Back up standard input as one file instead of paths.
+    #[arg(long, conflicts_with = "paths")]
+    pub stdin: bool,
+    /// The file name standard input is stored as.
+    #[arg(long, requires = "stdin", default_value = "stdin")]
+    pub stdin_name: String,
+    /// The resource this point protects (default: the paths, or stdin:NAME).
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Tag the point (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Skip paths matching this glob (repeatable); with a `/` it matches the whole path.
+    #[arg(long = "exclude")]
+    pub excludes: Vec<String>,
+    /// Record this time instead of now (RFC 3339, or YYYY-MM-DD[ HH:MM:SS] in UTC).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Record this host name instead of the machine's.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Read every file even if the local cache says it is unchanged.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// `points`.
+#[derive(Debug, Args)]
+pub struct PointsArgs {
+    /// Only points of this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only points with this tag (repeatable: all must match).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+}
+
+/// `ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Point: an id prefix, `latest` or `latest:RESOURCE`.
+    pub point: String,
+    /// Only under this path.
+    pub path: Option<String>,
+    /// Show mode, owner, size and time.
+    #[arg(long, short)]
+    pub long: bool,
+}
+
+/// `dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Point: an id prefix, `latest` or `latest:RESOURCE`.
+    pub point: String,
+    /// Path of the file inside the point.
+    pub path: String,
+}
+
+/// `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Point: an id prefix, `latest` or `latest:RESOURCE`.
+    pub point: String,
+    /// Folder to restore into (created if missing).
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Only restore paths matching this glob (repeatable).
+    #[arg(long = "include")]
+    pub includes: Vec<String>,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Read and authenticate every stored pack.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Read and authenticate this percentage of packs (e.g. 10 or 2.5%).
+    #[arg(long, value_name = "PCT")]
+    pub read_data_subset: Option<String>,
+}
+
+/// `key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the passphrase keys of the vault.
+    List,
+    /// Add a passphrase key (new passphrase from HOLDFAST_NEW_PASSPHRASE(_FILE) or a prompt).
+    Add {
+        /// A label stored with the key.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Remove a passphrase key by id prefix.
+    Remove {
+        /// Key id prefix.
+        id: String,
+    },
+    /// Change the passphrase of the key in use.
+    Passwd,
+    /// Write a write-only (backup-only) key file: can add points, cannot read or delete.
+    CreateBackupOnly {
+        /// The key file to create (mode 0600; never overwritten).
+        #[arg(long)]
+        output: PathBuf,
+    },
+}

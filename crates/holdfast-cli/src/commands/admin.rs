@@ -1,0 +1,220 @@
+//! Vault administration: `init`, `verify`, `key …`.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use holdfast_engine::keys::{self, KdfParams};
+use holdfast_engine::verify::{self, VerifyOptions};
+use holdfast_engine::{Error, Result, Vault};
+
+use super::{Ctx, origin};
+use crate::cli::VerifyArgs;
+use crate::{exit, output, secrets};
+
+pub fn init(ctx: &Ctx) -> Result<i32> {
+    let storage = ctx.storage()?;
+    let pass = secrets::new_passphrase(true)?;
+    let o = origin();
+    let vault = Vault::init(storage, &pass, KdfParams::from_env(), &o)?;
+    let id = vault.config().id_hex();
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"vault_id": id, "location": vault.storage().location(), "key": vault.key_id()}));
+    } else {
+        println!("created vault {id} at {}", vault.storage().location());
+        if !ctx.quiet {
+            println!("keep the passphrase safe: without it the data cannot be restored");
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn parse_pct(s: &str) -> Result<f64> {
+    let v: f64 = s.trim_end_matches('%').parse().map_err(|_| {
+        Error::Input(format!(
+            "--read-data-subset {s:?}: give a percentage such as 10 or 2.5%"
+        ))
+    })?;
+    if !(v > 0.0 && v <= 100.0) {
+        return Err(Error::Input(format!(
+            "--read-data-subset {s:?}: must be above 0 and at most 100"
+        )));
+    }
+    Ok(v)
+}
+
+pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
+    let subset = a.read_data_subset.as_deref().map(parse_pct).transpose()?;
+    let vault = ctx.open()?;
+    let opts = VerifyOptions {
+        read_data: a.read_data || subset.is_some(),
+        subset_pct: subset,
+    };
+    let pb = output::progress(ctx.json, ctx.quiet, "verify");
+    let progress = |n: u64| pb.inc(n);
+    let report = verify::verify(&vault, opts, &progress)?;
+    pb.finish_and_clear();
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"ok": report.ok(), "report": report}));
+    } else {
+        println!(
+            "checked {} recovery points, {} packs ({} read in full, {} blobs authenticated)",
+            report.points, report.packs, report.packs_read, report.blobs_read
+        );
+        if report.unindexed_packs > 0 {
+            println!(
+                "{} pack(s) not in any index (left by interrupted backups; harmless)",
+                report.unindexed_packs
+            );
+        }
+        for p in &report.problems {
+            println!("damaged: {}: {}", p.object, p.reason);
+        }
+        for a in &report.affected {
+            println!(
+                "affected point {} ({}, {}):",
+                &a.point[..a.point.len().min(8)],
+                a.resource,
+                output::time_ns(a.time_ns)
+            );
+            for p in &a.paths {
+                println!("  {p}");
+            }
+        }
+        if report.index_needs_repair {
+            println!("an index object is damaged; the index needs repair");
+        }
+        println!(
+            "{}",
+            if report.ok() {
+                "no problems found"
+            } else {
+                "PROBLEMS FOUND"
+            }
+        );
+    }
+    if report.ok() {
+        Ok(exit::OK)
+    } else {
+        if !ctx.json {
+            eprintln!("{}", exit::render(&verify::damaged_error(&report)));
+        }
+        Ok(exit::DAMAGED)
+    }
+}
+
+pub fn key_list(ctx: &Ctx) -> Result<i32> {
+    let vault = ctx.open()?;
+    let keys = vault.list_keys()?;
+    if ctx.json {
+        let v: Vec<_> = keys
+            .iter()
+            .map(|k| serde_json::json!({"id": k.id, "created": output::time_short(k.created), "host": k.host,
+                "label": k.label, "kdf": k.kdf, "current": Some(k.id.as_str()) == vault.key_id()}))
+            .collect();
+        ctx.print_json(&serde_json::Value::Array(v));
+    } else {
+        println!(
+            " {:<8}  {:<19}  {:<16}  LABEL",
+            "ID", "CREATED (UTC)", "HOST"
+        );
+        for k in &keys {
+            let cur = if Some(k.id.as_str()) == vault.key_id() {
+                "*"
+            } else {
+                " "
+            };
+            println!(
+                "{cur}{:<8}  {:<19}  {:<16}  {}",
+                &k.id[..8],
+                output::time_short(k.created),
+                k.host,
+                k.label
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn key_add(ctx: &Ctx, label: &str) -> Result<i32> {
+    let vault = ctx.open()?;
+    vault.require_full("adding a key")?;
+    let pass = secrets::new_passphrase(false)?;
+    let id = vault.add_key(&pass, KdfParams::from_env(), &origin(), label)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"added": id}));
+    } else {
+        println!("added key {}", &id[..8]);
+    }
+    Ok(exit::OK)
+}
+
+pub fn key_remove(ctx: &Ctx, prefix: &str) -> Result<i32> {
+    let vault = ctx.open()?;
+    let id = vault.remove_key(prefix)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"removed": id}));
+    } else {
+        println!("removed key {}", &id[..8]);
+    }
+    Ok(exit::OK)
+}
+
+pub fn key_passwd(ctx: &Ctx) -> Result<i32> {
+    let vault = ctx.open()?;
+    vault.require_full("changing a passphrase")?;
+    let old = vault
+        .key_id()
+        .ok_or_else(|| {
+            Error::Input(
+                "the vault was opened with a key file; open it with a passphrase to change it"
+                    .into(),
+            )
+        })?
+        .to_string();
+    let pass = secrets::new_passphrase(false)?;
+    let label = vault
+        .list_keys()?
+        .into_iter()
+        .find(|k| k.id == old)
+        .map(|k| k.label)
+        .unwrap_or_default();
+    let new = vault.add_key(&pass, KdfParams::from_env(), &origin(), &label)?;
+    vault.storage().delete(&holdfast_storage::Handle::new(
+        holdfast_storage::Kind::Key,
+        &old,
+    ))?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"added": new, "removed": old}));
+    } else {
+        println!(
+            "passphrase changed (key {} replaced by {})",
+            &old[..8],
+            &new[..8]
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn key_backup_only(ctx: &Ctx, output_path: &std::path::Path) -> Result<i32> {
+    let vault = ctx.open()?;
+    vault.require_full("creating a write-only key")?;
+    let data = keys::encode_key_file(&vault.key_material().write_only());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(output_path)
+        .map_err(|e| Error::io(output_path, e))?;
+    f.write_all(&data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(output_path, e))?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"key_file": output_path.display().to_string(), "kind": "write-only"}));
+    } else {
+        println!("wrote write-only key file {}", output_path.display());
+        println!(
+            "a host with it can add recovery points but cannot read, restore or delete anything"
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,153 @@
+//! `holdfast backup`.
+
+use std::time::Instant;
+
+use holdfast_engine::point::{Manifest, SourceInfo};
+use holdfast_engine::writer::with_writer;
+use holdfast_engine::{Error, Result};
+use holdfast_sources::Source;
+use holdfast_sources::cache::FileCache;
+use holdfast_sources::files::{Excludes, FilesSource};
+use holdfast_sources::stream::StreamSource;
+
+use super::{Ctx, origin};
+use crate::cli::BackupArgs;
+use crate::{exit, output};
+
+fn cache_dir() -> Option<std::path::PathBuf> {
+    if let Some(d) = std::env::var_os("HOLDFAST_CACHE_DIR") {
+        return Some(d.into());
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(std::path::PathBuf::from(d).join("holdfast"));
+    }
+    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache").join("holdfast"))
+}
+
+pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
+    let time_ns = match &a.time {
+        Some(t) => output::parse_time(t).ok_or_else(|| {
+            Error::Input(format!(
+                "--time {t:?}: use RFC 3339 or YYYY-MM-DD[ HH:MM:SS]"
+            ))
+        })?,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0),
+    };
+    if !a.stdin && a.paths.is_empty() {
+        return Err(Error::Input(
+            "nothing to back up: give paths, or --stdin".into(),
+        ));
+    }
+    let vault = ctx.open()?;
+    let start = Instant::now();
+    let source: Box<dyn Source> = if a.stdin {
+        Box::new(StreamSource::new(&a.stdin_name, std::io::stdin())?)
+    } else {
+        let excludes = Excludes::new(&a.excludes)?;
+        // Resolve paths first so the cache key and resource name use absolute paths.
+        let probe = FilesSource::new(&a.paths, excludes.clone(), None)?;
+        let resource_default = probe.paths().join(",");
+        let cache = if a.no_cache {
+            None
+        } else {
+            cache_dir().map(|d| {
+                let key = format!(
+                    "{}\0{}",
+                    a.resource.as_deref().unwrap_or(""),
+                    resource_default
+                );
+                FileCache::load(FileCache::path_for(&d, &vault.config().id_hex(), &key))
+            })
+        };
+        Box::new(FilesSource::new(&a.paths, excludes, cache)?)
+    };
+    let resource = a.resource.clone().unwrap_or_else(|| {
+        if a.stdin {
+            format!("stdin:{}", a.stdin_name)
+        } else {
+            source.paths().join(",")
+        }
+    });
+    let pb = output::progress(ctx.json, ctx.quiet, "backup");
+    let progress = |n: u64| pb.inc(n);
+    let uploaders = if vault.storage().location().starts_with("s3://") {
+        4
+    } else {
+        2
+    };
+    let (captured, stats) = with_writer(&vault, uploaders, |w| source.capture(w, &progress))?;
+    pb.finish_and_clear();
+    let mut summary = captured.summary.clone();
+    summary.blobs_added = stats.blobs_added;
+    summary.bytes_added = stats.bytes_added;
+    summary.stored_added = stats.stored_added;
+    summary.duration_ms = start.elapsed().as_millis() as u64;
+    let o = origin();
+    let manifest = Manifest {
+        version: 1,
+        time_ns,
+        host: a.host.clone().unwrap_or(o.host),
+        user: o.user,
+        resource,
+        tags: a.tags.clone(),
+        paths: source.paths(),
+        source: SourceInfo {
+            kind: source.kind().to_string(),
+            facts: captured.facts.clone(),
+        },
+        root: captured.root,
+        partial: !captured.errors.is_empty(),
+        errors: captured.errors.clone(),
+        summary: summary.clone(),
+        program: format!("holdfast {}", env!("CARGO_PKG_VERSION")),
+    };
+    let id = vault.save_point(&manifest)?;
+    for w in &captured.warnings {
+        eprintln!("holdfast: warning: {w}");
+    }
+    for e in &captured.errors {
+        eprintln!("holdfast: error: cannot read {e}");
+    }
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "point": id.to_hex(),
+            "resource": manifest.resource,
+            "time": output::time_ns(time_ns),
+            "partial": manifest.partial,
+            "errors": manifest.errors,
+            "warnings": captured.warnings,
+            "summary": summary,
+        }));
+    } else if !ctx.quiet {
+        println!(
+            "recovery point {} saved ({})",
+            id.short(),
+            manifest.resource
+        );
+        println!(
+            "files: {} new, {} changed, {} unchanged; {} dirs",
+            summary.files_new, summary.files_changed, summary.files_unchanged, summary.dirs
+        );
+        println!(
+            "read {}, added {} ({} stored) in {:.1}s",
+            output::size(summary.bytes_read),
+            output::size(summary.bytes_added),
+            output::size(summary.stored_added),
+            summary.duration_ms as f64 / 1000.0
+        );
+        if manifest.partial {
+            println!(
+                "partial: {} item(s) could not be read",
+                manifest.errors.len()
+            );
+        }
+    }
+    Ok(if manifest.partial {
+        exit::PARTIAL
+    } else {
+        exit::OK
+    })
+}

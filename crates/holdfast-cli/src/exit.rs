@@ -1,0 +1,46 @@
+//! Exit codes (documented in docs/exit-codes.md and the README) and error rendering.
+
+use holdfast_engine::{Error, ErrorKind};
+
+/// Success.
+pub const OK: i32 = 0;
+/// A fatal error not covered below.
+pub const ERROR: i32 = 1;
+/// Bad command-line usage (clap).
+pub const USAGE: i32 = 2;
+/// Partial: the command finished but some items could not be backed up or restored.
+pub const PARTIAL: i32 = 3;
+/// `verify` found damage, or a command hit damaged stored data.
+pub const DAMAGED: i32 = 4;
+/// No vault at the location.
+pub const NO_VAULT: i32 = 10;
+/// The vault is locked against this operation (reserved for vault locks).
+#[allow(dead_code)]
+pub const LOCKED: i32 = 11;
+/// Wrong passphrase or key file.
+pub const WRONG_KEY: i32 = 12;
+/// The key does not allow the operation (write-only key).
+pub const KEY_DENIED: i32 = 13;
+/// The storage could not be reached (retry later).
+pub const UNREACHABLE: i32 = 14;
+
+/// The exit code of an engine error.
+pub fn code(e: &Error) -> i32 {
+    match e.kind() {
+        ErrorKind::NoVault => NO_VAULT,
+        ErrorKind::WrongKey => WRONG_KEY,
+        ErrorKind::KeyDenied => KEY_DENIED,
+        ErrorKind::Damaged => DAMAGED,
+        ErrorKind::Unreachable => UNREACHABLE,
+        ErrorKind::VaultExists
+        | ErrorKind::Storage
+        | ErrorKind::Input
+        | ErrorKind::Io
+        | ErrorKind::Unsupported => ERROR,
+    }
+}
+
+/// The one line printed for an error, with its hint.
+pub fn render(e: &Error) -> String {
+    format!("holdfast: error: {e} (hint: {})", e.hint())
+}

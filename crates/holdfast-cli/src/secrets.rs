@@ -1,0 +1,131 @@
+//! Where passphrases and key files come from. Secrets are read from the environment, a file,
+//! a command's stdout or a TTY prompt — never from argv — and never printed.
+
+use std::io::IsTerminal;
+use std::process::{Command, Stdio};
+
+use holdfast_engine::keys::{self, KeyMaterial};
+use holdfast_engine::{Error, Result};
+use zeroize::Zeroizing;
+
+/// What unlocks the vault.
+pub enum Secret {
+    /// A passphrase.
+    Passphrase(Zeroizing<Vec<u8>>),
+    /// Key material from a key file.
+    KeyFile(KeyMaterial),
+}
+
+fn trim_newline(mut v: Vec<u8>) -> Zeroizing<Vec<u8>> {
+    while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        v.pop();
+    }
+    Zeroizing::new(v)
+}
+
+fn from_env(
+    var: &str,
+    file_var: &str,
+    cmd_var: Option<&str>,
+) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    if let Some(v) = std::env::var_os(var) {
+        return Ok(Some(Zeroizing::new(v.into_encoded_bytes())));
+    }
+    if let Some(p) = std::env::var_os(file_var) {
+        let data = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]).to_vec();
+        return Ok(Some(trim_newline(first)));
+    }
+    if let Some(cv) = cmd_var
+        && let Ok(cmd) = std::env::var(cv)
+    {
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&cmd)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| Error::Input(format!("{cv}: cannot run the command: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Input(format!(
+                "{cv}: the command failed ({})",
+                out.status
+            )));
+        }
+        return Ok(Some(trim_newline(out.stdout)));
+    }
+    Ok(None)
+}
+
+fn prompt(msg: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let p = rpassword::prompt_password(msg).map_err(|e| Error::io("<tty>", e))?;
+    Ok(Zeroizing::new(p.into_bytes()))
+}
+
+fn tty() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// The secret that opens an existing vault.
+pub fn unlock_secret() -> Result<Secret> {
+    if let Some(p) = std::env::var_os("HOLDFAST_KEY_FILE") {
+        let data = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let m = keys::decode_key_file(&data)
+            .map_err(|e| Error::Input(format!("{}: {e}", std::path::Path::new(&p).display())))?;
+        return Ok(Secret::KeyFile(m));
+    }
+    if let Some(p) = from_env(
+        "HOLDFAST_PASSPHRASE",
+        "HOLDFAST_PASSPHRASE_FILE",
+        Some("HOLDFAST_PASSPHRASE_COMMAND"),
+    )? {
+        return Ok(Secret::Passphrase(p));
+    }
+    if tty() {
+        return Ok(Secret::Passphrase(prompt("vault passphrase: ")?));
+    }
+    Err(Error::Input(
+        "no passphrase: set HOLDFAST_PASSPHRASE, HOLDFAST_PASSPHRASE_FILE, HOLDFAST_PASSPHRASE_COMMAND or HOLDFAST_KEY_FILE"
+            .into(),
+    ))
+}
+
+/// A new passphrase (for `init`, `key add`, `key passwd`): `env_var`s first, else prompt twice.
+pub fn new_passphrase(init: bool) -> Result<Zeroizing<Vec<u8>>> {
+    let found = if init {
+        from_env(
+            "HOLDFAST_PASSPHRASE",
+            "HOLDFAST_PASSPHRASE_FILE",
+            Some("HOLDFAST_PASSPHRASE_COMMAND"),
+        )?
+    } else {
+        from_env(
+            "HOLDFAST_NEW_PASSPHRASE",
+            "HOLDFAST_NEW_PASSPHRASE_FILE",
+            None,
+        )?
+    };
+    let p = match found {
+        Some(p) => p,
+        None if tty() => {
+            let a = prompt("new passphrase: ")?;
+            let b = prompt("repeat passphrase: ")?;
+            if a != b {
+                return Err(Error::Input("the passphrases do not match".into()));
+            }
+            a
+        }
+        None => {
+            return Err(Error::Input(if init {
+                "no passphrase for the new vault: set HOLDFAST_PASSPHRASE or HOLDFAST_PASSPHRASE_FILE".into()
+            } else {
+                "no new passphrase: set HOLDFAST_NEW_PASSPHRASE or HOLDFAST_NEW_PASSPHRASE_FILE"
+                    .into()
+            }));
+        }
+    };
+    if p.is_empty() {
+        return Err(Error::Input("an empty passphrase is not allowed".into()));
+    }
+    Ok(p)
+}

@@ -1,0 +1,150 @@
+//! The engine's public error: what failed, on which object, what to do about it, and whether
+//! a retry may help. Lower layers have their own small errors ([`crate::wire::WireError`],
+//! [`crate::crypto::CryptoError`], [`holdfast_storage::StorageError`]) that are mapped here.
+
+use holdfast_storage::{ErrorKind as StorageKind, StorageError};
+
+/// The class of an [`Error`], stable for scripts (the CLI maps it to exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No vault at the location.
+    NoVault,
+    /// A vault already exists at the location (init).
+    VaultExists,
+    /// The passphrase or key file does not open any key of this vault.
+    WrongKey,
+    /// The key is valid but does not allow this operation (write-only key).
+    KeyDenied,
+    /// A stored object failed authentication, is truncated, malformed or missing.
+    Damaged,
+    /// The storage could not be reached or answered with a transient error.
+    Unreachable,
+    /// The storage refused the operation (permissions, configuration).
+    Storage,
+    /// Bad input from the user (unknown point, bad argument).
+    Input,
+    /// A local file could not be read or written.
+    Io,
+    /// The vault was written by a newer holdfast.
+    Unsupported,
+}
+
+/// An engine error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// See [`ErrorKind::NoVault`].
+    #[error("no vault at {location}")]
+    NoVault {
+        /// The location.
+        location: String,
+    },
+    /// See [`ErrorKind::VaultExists`].
+    #[error("a vault already exists at {location}")]
+    VaultExists {
+        /// The location.
+        location: String,
+    },
+    /// See [`ErrorKind::WrongKey`].
+    #[error("the passphrase or key file does not open the vault at {location}")]
+    WrongKey {
+        /// The location.
+        location: String,
+    },
+    /// See [`ErrorKind::KeyDenied`].
+    #[error("{operation} needs the full key; this is a write-only (backup-only) key")]
+    KeyDenied {
+        /// The refused operation.
+        operation: String,
+    },
+    /// See [`ErrorKind::Damaged`].
+    #[error("{object} is damaged: {reason}")]
+    Damaged {
+        /// The object (`packs/ab/ab12…`, `points/…`, `blob 1a2b…`).
+        object: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A storage error.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// See [`ErrorKind::Input`].
+    #[error("{0}")]
+    Input(String),
+    /// See [`ErrorKind::Io`].
+    #[error("{path}: {source}")]
+    Io {
+        /// The local path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// See [`ErrorKind::Unsupported`].
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    /// A damaged-object error.
+    pub fn damaged(object: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Damaged {
+            object: object.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A local I/O error on `path`.
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+
+    /// The stable class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NoVault { .. } => ErrorKind::NoVault,
+            Error::VaultExists { .. } => ErrorKind::VaultExists,
+            Error::WrongKey { .. } => ErrorKind::WrongKey,
+            Error::KeyDenied { .. } => ErrorKind::KeyDenied,
+            Error::Damaged { .. } => ErrorKind::Damaged,
+            Error::Storage(e) => match e.kind {
+                StorageKind::Transient => ErrorKind::Unreachable,
+                StorageKind::NotFound => ErrorKind::Damaged,
+                _ => ErrorKind::Storage,
+            },
+            Error::Input(_) => ErrorKind::Input,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+        }
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(self.kind(), ErrorKind::Unreachable)
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self.kind() {
+            ErrorKind::NoVault => {
+                "check --vault / HOLDFAST_VAULT, or create one with `holdfast init`"
+            }
+            ErrorKind::VaultExists => "use the existing vault, or choose another location",
+            ErrorKind::WrongKey => {
+                "check HOLDFAST_PASSPHRASE / HOLDFAST_PASSPHRASE_FILE / HOLDFAST_KEY_FILE"
+            }
+            ErrorKind::KeyDenied => "run this on a host that holds the full key (a passphrase key)",
+            ErrorKind::Damaged => "run `holdfast verify --read-data` to see what is affected",
+            ErrorKind::Unreachable => "check the endpoint and network, then retry",
+            ErrorKind::Storage => "check the storage credentials and permissions",
+            ErrorKind::Input => "see `holdfast help` for the accepted arguments",
+            ErrorKind::Io => "check the path and its permissions",
+            ErrorKind::Unsupported => "upgrade holdfast",
+        }
+    }
+}
+
+/// Result alias of the engine.
+pub type Result<T> = std::result::Result<T, Error>;

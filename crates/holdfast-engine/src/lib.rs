@@ -1,0 +1,26 @@
+//! The holdfast vault engine.
+//!
+//! It knows the vault format — chunking, ids, compression, encryption, packs, index, trees,
+//! recovery-point manifests — and nothing of the CLI, plans or sources. Data flows one way:
+//! chunker → compress → encrypt → pack → storage backend ([`holdfast_storage::Storage`]).
+//! The format is specified in `docs/format.md`.
+
+pub mod chunker;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod index;
+pub mod keys;
+pub mod pack;
+pub mod point;
+pub mod tree;
+pub mod vault;
+pub mod verify;
+pub mod walk;
+pub mod wire;
+pub mod writer;
+
+pub use error::{Error, ErrorKind, Result};
+pub use id::Id;
+pub use vault::{LockedVault, Origin, Vault};

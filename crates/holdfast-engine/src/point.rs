@@ -1,0 +1,94 @@
+//! Recovery-point manifests (docs/format.md, "Recovery points").
+//!
+//! A manifest is a UTF-8 JSON document sealed to the vault's public key (so write-only hosts
+//! can create but not read them), stored as `points/<BLAKE3 of the stored bytes>`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::Id;
+
+/// Counters of one backup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Files not in the previous point of this resource on this host.
+    pub files_new: u64,
+    /// Files whose content or metadata changed.
+    pub files_changed: u64,
+    /// Files recognised as unchanged (not read).
+    pub files_unchanged: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
+    /// Total size of the files in the point.
+    pub total_size: u64,
+    /// Plaintext bytes of new blobs.
+    pub bytes_added: u64,
+    /// Bytes of new blobs as stored (compressed, encrypted).
+    pub stored_added: u64,
+    /// New blobs.
+    pub blobs_added: u64,
+    /// Wall time of the backup in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Where a point's data came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// `files`, `stdin`, later `postgres`, `mysql`, …
+    pub kind: String,
+    /// Source facts (tool versions, LSNs, …).
+    #[serde(default)]
+    pub facts: BTreeMap<String, String>,
+}
+
+/// A recovery point's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest version (1).
+    pub version: u32,
+    /// The point's time, Unix nanoseconds (UTC).
+    pub time_ns: i64,
+    /// Host that made it.
+    pub host: String,
+    /// User that made it.
+    pub user: String,
+    /// The protected resource's name.
+    pub resource: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Source paths (or the stream's file name).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Source description.
+    pub source: SourceInfo,
+    /// Root tree blob.
+    pub root: Id,
+    /// Some source items could not be read.
+    #[serde(default)]
+    pub partial: bool,
+    /// What could not be read.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// Counters.
+    pub summary: Summary,
+    /// The writing program and version.
+    pub program: String,
+}
+
+pub(crate) const AAD: &[u8] = b"holdfast v1 point";
+
+impl Manifest {
+    /// Encode to JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a manifest always serialises")
+    }
+
+    /// Decode from JSON.
+    pub fn from_json(data: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(data)
+    }
+}

@@ -1,0 +1,303 @@
+//! `verify`: check that every recovery point is complete and, with `read_data`, that every
+//! stored byte authenticates. Every problem is attributed to the points and files it affects.
+
+use std::collections::{HashMap, HashSet};
+
+use holdfast_storage::{ErrorKind as SK, Handle, Kind};
+use rayon::prelude::*;
+
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::pack;
+use crate::tree::NodeKind;
+use crate::vault::{Damage, Vault};
+use crate::walk::{self, Visit};
+
+/// What to check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Read and authenticate stored packs.
+    pub read_data: bool,
+    /// With `read_data`, the percentage of packs to read (None: all).
+    pub subset_pct: Option<f64>,
+}
+
+/// A recovery point hit by damage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Affected {
+    /// Point id.
+    pub point: String,
+    /// Its resource.
+    pub resource: String,
+    /// Its time, Unix nanoseconds.
+    pub time_ns: i64,
+    /// Files (and directories) that cannot be restored intact.
+    pub paths: Vec<String>,
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    /// Recovery points checked.
+    pub points: usize,
+    /// Packs in the index.
+    pub packs: usize,
+    /// Packs read in full.
+    pub packs_read: usize,
+    /// Blobs authenticated.
+    pub blobs_read: usize,
+    /// Stored packs no index lists (left by interrupted backups; harmless).
+    pub unindexed_packs: usize,
+    /// Damaged or missing objects.
+    pub problems: Vec<Damage>,
+    /// Points affected by them.
+    pub affected: Vec<Affected>,
+    /// Whether rebuilding the index (`repair index`) would help.
+    pub index_needs_repair: bool,
+}
+
+impl Report {
+    /// Whether nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.affected.is_empty()
+    }
+}
+
+fn sample(id: &Id, pct: f64) -> bool {
+    let v = u32::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]) as f64 / u32::MAX as f64;
+    v * 100.0 < pct
+}
+
+/// Run the checks.
+pub fn verify(
+    vault: &Vault,
+    opts: VerifyOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Report> {
+    vault.require_full("verify")?;
+    let mut report = Report::default();
+    let index_damage = vault.load_index()?;
+    report.index_needs_repair = !index_damage.is_empty();
+    report.problems.extend(index_damage);
+
+    let stored: HashMap<String, u64> = vault
+        .storage()
+        .list(Kind::Pack)?
+        .into_iter()
+        .map(|o| (o.name, o.size))
+        .collect();
+    let mut bad: HashSet<Id> = HashSet::new();
+    let packs: Vec<_> = vault.index().packs.clone();
+    report.packs = packs.len();
+    let indexed: HashSet<String> = packs.iter().map(|p| p.id.to_hex()).collect();
+    report.unindexed_packs = stored.keys().filter(|k| !indexed.contains(*k)).count();
+
+    let mut bad_packs: HashSet<Id> = HashSet::new();
+    for p in &packs {
+        let name = p.id.to_hex();
+        match stored.get(&name) {
+            None => {
+                report.problems.push(Damage {
+                    object: Handle::new(Kind::Pack, &name).path(),
+                    reason: "missing".into(),
+                });
+                bad_packs.insert(p.id);
+            }
+            Some(&s) if s != p.size => {
+                report.problems.push(Damage {
+                    object: Handle::new(Kind::Pack, &name).path(),
+                    reason: format!("size {s} instead of {} (truncated or altered)", p.size),
+                });
+                bad_packs.insert(p.id);
+            }
+            Some(_) => {}
+        }
+    }
+
+    if opts.read_data {
+        let to_read: Vec<_> = packs
+            .iter()
+            .filter(|p| !bad_packs.contains(&p.id))
+            .filter(|p| opts.subset_pct.is_none_or(|pct| sample(&p.id, pct)))
+            .collect();
+        report.packs_read = to_read.len();
+        let results: Vec<Result<PackCheck>> = to_read
+            .par_iter()
+            .map(|p| check_pack(vault, &p.id, progress))
+            .collect();
+        for r in results {
+            let (n, dmg, ids) = r?;
+            report.blobs_read += n;
+            report.problems.extend(dmg);
+            bad.extend(ids);
+        }
+    }
+    // Every blob of a missing or truncated pack is lost.
+    if !bad_packs.is_empty() {
+        let idx = vault.index();
+        for loc in idx.blobs() {
+            if bad_packs.contains(&idx.packs[loc.pack as usize].id) {
+                bad.insert(loc.entry.id);
+            }
+        }
+    }
+
+    let (points, point_damage) = vault.list_points()?;
+    report.points = points.len() + point_damage.len();
+    for d in point_damage {
+        report.affected.push(Affected {
+            point: d.object.trim_start_matches("points/").to_string(),
+            resource: String::new(),
+            time_ns: 0,
+            paths: vec!["(manifest unreadable)".into()],
+        });
+        report.problems.push(d);
+    }
+    let mut reported_trees: HashSet<String> = HashSet::new();
+    for (id, m) in &points {
+        let mut paths = Vec::new();
+        if !vault.index().contains(&m.root) || bad.contains(&m.root) {
+            paths.push("/ (root tree)".to_string());
+        } else {
+            let idx_has = |b: &Id| vault.index().contains(b);
+            walk::walk(vault, &m.root, &mut |v| {
+                match v {
+                    Visit::Node(path, n) => {
+                        if let NodeKind::File { content, .. } = &n.kind
+                            && content.iter().any(|c| bad.contains(c) || !idx_has(c))
+                        {
+                            paths.push(String::from_utf8_lossy(path).into_owned());
+                        }
+                        if let NodeKind::Dir { subtree } = &n.kind
+                            && (bad.contains(subtree) || !idx_has(subtree))
+                        {
+                            paths.push(format!("{}/ (directory)", String::from_utf8_lossy(path)));
+                            return false;
+                        }
+                    }
+                    Visit::Damaged(path, e) => {
+                        let p = format!("{}/ (directory)", String::from_utf8_lossy(path));
+                        if reported_trees.insert(e.to_string()) {
+                            report.problems.push(Damage {
+                                object: e.to_string(),
+                                reason: "tree unreadable".into(),
+                            });
+                        }
+                        paths.push(p);
+                    }
+                    Visit::Leave(..) => {}
+                }
+                true
+            })?;
+        }
+        if !paths.is_empty() {
+            report.affected.push(Affected {
+                point: id.to_hex(),
+                resource: m.resource.clone(),
+                time_ns: m.time_ns,
+                paths,
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// Blobs read, damage found and bad blob ids of one pack.
+type PackCheck = (usize, Vec<Damage>, Vec<Id>);
+
+/// Read one pack whole: name, header, every blob. Returns blobs read, damage and bad blob ids.
+fn check_pack(vault: &Vault, id: &Id, progress: &(dyn Fn(u64) + Sync)) -> Result<PackCheck> {
+    let h = Handle::new(Kind::Pack, id.to_hex());
+    let entries: Vec<_> = {
+        let idx = vault.index();
+        idx.blobs()
+            .filter(|l| idx.packs[l.pack as usize].id == *id)
+            .map(|l| l.entry)
+            .collect()
+    };
+    let all_bad = |reason: String| {
+        Ok((
+            0,
+            vec![Damage {
+                object: h.path(),
+                reason,
+            }],
+            entries.iter().map(|e| e.id).collect(),
+        ))
+    };
+    let data = match vault.storage().read(&h) {
+        Ok(d) => d,
+        Err(e) if e.kind == SK::NotFound || e.kind == SK::Permanent => return all_bad(e.message),
+        Err(e) => return Err(e.into()),
+    };
+    progress(data.len() as u64);
+    let mut damage = Vec::new();
+    if Id::of_stored(&data) != *id {
+        damage.push(Damage {
+            object: h.path(),
+            reason: "content does not match its name (altered)".into(),
+        });
+    }
+    let wrapped = match pack::read_header(&data, &vault.key_material().index_key) {
+        Ok((w, _)) => Some(w),
+        Err(e) => {
+            damage.push(Damage {
+                object: h.path(),
+                reason: e.to_string(),
+            });
+            None
+        }
+    };
+    let wrapped = wrapped.or_else(|| {
+        vault
+            .index()
+            .packs
+            .iter()
+            .find(|p| p.id == *id)
+            .map(|p| p.wrapped)
+    });
+    let secret = vault.require_full("verify")?;
+    let dk = match wrapped.map(|w| crypto::unwrap(secret, &w)) {
+        Some(Ok(k)) => k,
+        _ => {
+            return Ok((
+                0,
+                {
+                    damage.push(Damage {
+                        object: h.path(),
+                        reason: "data key does not open".into(),
+                    });
+                    damage
+                },
+                entries.iter().map(|e| e.id).collect(),
+            ));
+        }
+    };
+    let mut bad = Vec::new();
+    for e in &entries {
+        let (s, l) = (e.offset as usize, e.length as usize);
+        let ok = data
+            .get(s..s + l)
+            .ok_or(())
+            .and_then(|b| pack::open_blob(&dk, e, b.to_vec()).map_err(|_| ()))
+            .map(|plain| vault.blob_id(&plain) == e.id)
+            .unwrap_or(false);
+        if !ok {
+            damage.push(Damage {
+                object: format!("{} (blob {})", h.path(), e.id.short()),
+                reason: "blob does not authenticate".into(),
+            });
+            bad.push(e.id);
+        }
+    }
+    Ok((entries.len(), damage, bad))
+}
+
+/// The error for a vault found damaged by `verify`.
+pub fn damaged_error(report: &Report) -> Error {
+    Error::damaged(
+        format!("{} object(s)", report.problems.len()),
+        format!("{} recovery point(s) affected", report.affected.len()),
+    )
+}

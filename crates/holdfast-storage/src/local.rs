@@ -1,0 +1,187 @@
+//! The local-folder backend (the embedded default).
+//!
+//! Objects are plain files under the vault folder. Writes go through [`crate::durable`]:
+//! temporary file, fsync, hard link (create-only, fails if the name exists), fsync of the
+//! folder. A crash leaves at most a `.tmp-*` file, which listings ignore.
+
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+use crate::{ErrorKind, Handle, Kind, ObjectInfo, Result, Storage, StorageError, durable};
+
+/// A vault in a local folder.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// A backend rooted at `root` (which need not exist yet).
+    pub fn new(root: PathBuf) -> Self {
+        LocalStorage { root }
+    }
+
+    fn err(&self, op: &'static str, object: &str, e: &io::Error) -> StorageError {
+        let kind = match e.kind() {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+            io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                ErrorKind::Transient
+            }
+            _ => ErrorKind::Permanent,
+        };
+        StorageError::new(kind, op, object, self.location(), e.to_string())
+    }
+}
+
+impl Storage for LocalStorage {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create(&self, handle: &Handle, data: &[u8]) -> Result<()> {
+        let path = handle.path();
+        let dest = self.root.join(&path);
+        if let Some(parent) = dest.parent()
+            && !parent.exists()
+        {
+            fs::create_dir_all(parent).map_err(|e| self.err("create", &path, &e))?;
+            if let Some(grand) = parent.parent() {
+                durable::sync_dir(grand).map_err(|e| self.err("create", &path, &e))?;
+            }
+        }
+        durable::create_new(&dest, data).map_err(|e| self.err("create", &path, &e))
+    }
+
+    fn read(&self, handle: &Handle) -> Result<Vec<u8>> {
+        let path = handle.path();
+        fs::read(self.root.join(&path)).map_err(|e| self.err("read", &path, &e))
+    }
+
+    fn read_range(&self, handle: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let path = handle.path();
+        let mut f =
+            fs::File::open(self.root.join(&path)).map_err(|e| self.err("read", &path, &e))?;
+        let len = usize::try_from(length).map_err(|_| {
+            StorageError::new(
+                ErrorKind::Permanent,
+                "read",
+                &path,
+                self.location(),
+                "range too large",
+            )
+        })?;
+        let mut buf = vec![0u8; len];
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| self.err("read", &path, &e))?;
+        f.read_exact(&mut buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                StorageError::new(
+                    ErrorKind::Permanent,
+                    "read",
+                    &path,
+                    self.location(),
+                    format!(
+                        "object is shorter than {} bytes (truncated)",
+                        offset + length
+                    ),
+                )
+            } else {
+                self.err("read", &path, &e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    fn size(&self, handle: &Handle) -> Result<u64> {
+        let path = handle.path();
+        fs::metadata(self.root.join(&path))
+            .map(|m| m.len())
+            .map_err(|e| self.err("stat", &path, &e))
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        if kind == Kind::Config {
+            match fs::metadata(self.root.join("config")) {
+                Ok(m) => out.push(ObjectInfo {
+                    name: "config".into(),
+                    size: m.len(),
+                }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err("list", "config", &e)),
+            }
+            return Ok(out);
+        }
+        let dir = self.root.join(kind.dir());
+        let mut dirs = vec![dir];
+        while let Some(d) = dirs.pop() {
+            let rd = match fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.err("list", kind.dir(), &e)),
+            };
+            for ent in rd {
+                let ent = ent.map_err(|e| self.err("list", kind.dir(), &e))?;
+                let ft = ent
+                    .file_type()
+                    .map_err(|e| self.err("list", kind.dir(), &e))?;
+                if ft.is_dir() {
+                    if kind == Kind::Pack {
+                        dirs.push(ent.path());
+                    }
+                    continue;
+                }
+                let name = ent.file_name().to_string_lossy().into_owned();
+                if let Some(name) = crate::name_from_listed(kind, &name) {
+                    let size = ent
+                        .metadata()
+                        .map_err(|e| self.err("list", kind.dir(), &e))?
+                        .len();
+                    out.push(ObjectInfo { name, size });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete(&self, handle: &Handle) -> Result<()> {
+        let path = handle.path();
+        match fs::remove_file(self.root.join(&path)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("delete", &path, &e)),
+        }
+    }
+
+    fn location_exists(&self) -> Result<bool> {
+        match fs::metadata(&self.root) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.err("stat", "", &e)),
+        }
+    }
+
+    fn prepare(&self) -> Result<()> {
+        fs::create_dir_all(&self.root).map_err(|e| self.err("create", "", &e))?;
+        for k in [Kind::Key, Kind::Pack, Kind::Index, Kind::Point] {
+            fs::create_dir_all(self.root.join(k.dir()))
+                .map_err(|e| self.err("create", k.dir(), &e))?;
+        }
+        durable::sync_dir(&self.root).map_err(|e| self.err("create", "", &e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_the_shared_suite() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(d.path().join("vault"));
+        crate::testsuite::run(&s);
+    }
+}

@@ -1,0 +1,245 @@
+//! The S3 backend, through OpenDAL (AWS S3, MinIO, Ceph, R2, moto…).
+//!
+//! OpenDAL is async; this backend owns a small Tokio runtime and blocks on it, so the rest of
+//! holdfast stays synchronous. Create-only writes use `If-None-Match: *` (conditional create);
+//! a server that refuses the condition makes `create` fail rather than overwrite.
+
+use std::time::Duration;
+
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::{Operator, services};
+
+use crate::url::S3Options;
+use crate::{ErrorKind, Handle, Kind, ObjectInfo, Result, Storage, StorageError};
+
+/// A vault under `s3://bucket/prefix`.
+pub struct S3Storage {
+    op: Operator,
+    rt: tokio::runtime::Runtime,
+    location: String,
+}
+
+fn env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+impl S3Storage {
+    /// Open a bucket/prefix. Credentials come from `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`; nothing is contacted yet.
+    pub fn open(bucket: &str, prefix: &str, opts: &S3Options) -> Result<Self> {
+        opendal::install_default();
+        let location = if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{prefix}")
+        };
+        let cfg_err =
+            |m: String| StorageError::new(ErrorKind::Permanent, "open", "", location.clone(), m);
+        let region = opts
+            .region
+            .clone()
+            .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+            .unwrap_or_else(|| "us-east-1".into());
+        let mut b = services::S3::default()
+            .bucket(bucket)
+            .root(&format!("/{prefix}"))
+            .region(&region)
+            .disable_config_load()
+            .disable_ec2_metadata();
+        if let Some(ep) = opts
+            .endpoint
+            .clone()
+            .or_else(|| env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]))
+        {
+            b = b.endpoint(&ep);
+        }
+        if opts.virtual_host_style {
+            b = b.enable_virtual_host_style();
+        }
+        match (env(&["AWS_ACCESS_KEY_ID"]), env(&["AWS_SECRET_ACCESS_KEY"])) {
+            (Some(id), Some(secret)) => {
+                b = b.access_key_id(&id).secret_access_key(&secret);
+                if let Some(tok) = env(&["AWS_SESSION_TOKEN"]) {
+                    b = b.session_token(&tok);
+                }
+            }
+            _ => b = b.skip_signature(),
+        }
+        let op = Operator::new(b)
+            .map_err(|e| cfg_err(e.to_string()))?
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(120))
+                    .with_io_timeout(Duration::from_secs(60)),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(4)
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_jitter(),
+            );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("holdfast-s3")
+            .build()
+            .map_err(|e| cfg_err(format!("cannot start the I/O runtime: {e}")))?;
+        Ok(S3Storage { op, rt, location })
+    }
+
+    fn err(&self, op: &'static str, object: &str, e: opendal::Error) -> StorageError {
+        use opendal::ErrorKind as K;
+        let kind = match e.kind() {
+            K::NotFound => ErrorKind::NotFound,
+            K::AlreadyExists | K::ConditionNotMatch => ErrorKind::AlreadyExists,
+            K::PermissionDenied => ErrorKind::PermissionDenied,
+            K::RateLimited => ErrorKind::Transient,
+            _ if e.is_temporary() => ErrorKind::Transient,
+            _ => ErrorKind::Permanent,
+        };
+        // The first line of OpenDAL's message is the useful part; the rest is context dump.
+        let msg = e.to_string();
+        let msg = msg.lines().next().unwrap_or("").to_string();
+        StorageError::new(kind, op, object, self.location.clone(), msg)
+    }
+
+    fn list_dir(&self, dir: &str, kind: Kind) -> Result<Vec<ObjectInfo>> {
+        let entries = self
+            .rt
+            .block_on(async { self.op.list_with(dir).recursive(true).await })
+            .map_err(|e| self.err("list", dir, e))?;
+        let mut out = Vec::new();
+        for ent in entries {
+            if ent.metadata().is_dir() {
+                continue;
+            }
+            if let Some(name) = crate::name_from_listed(kind, ent.path()) {
+                out.push(ObjectInfo {
+                    name,
+                    size: ent.metadata().content_length(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Storage for S3Storage {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn create(&self, handle: &Handle, data: &[u8]) -> Result<()> {
+        let path = handle.path();
+        let res = self.rt.block_on(async {
+            self.op
+                .write_with(&path, data.to_vec())
+                .if_not_exists(true)
+                .await
+        });
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.err("create", &path, e)),
+        }
+    }
+
+    fn read(&self, handle: &Handle) -> Result<Vec<u8>> {
+        let path = handle.path();
+        self.rt
+            .block_on(self.op.read(&path))
+            .map(|b| b.to_vec())
+            .map_err(|e| self.err("read", &path, e))
+    }
+
+    fn read_range(&self, handle: &Handle, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let path = handle.path();
+        if length == 0 {
+            return Ok(Vec::new());
+        }
+        let end = offset.checked_add(length).ok_or_else(|| {
+            StorageError::new(
+                ErrorKind::Permanent,
+                "read",
+                &path,
+                self.location(),
+                "range overflows",
+            )
+        })?;
+        let data = self
+            .rt
+            .block_on(async { self.op.read_with(&path).range(offset..end).await })
+            .map(|b| b.to_vec())
+            .map_err(|e| self.err("read", &path, e))?;
+        if data.len() as u64 != length {
+            return Err(StorageError::new(
+                ErrorKind::Permanent,
+                "read",
+                &path,
+                self.location(),
+                format!("object is shorter than {end} bytes (truncated)"),
+            ));
+        }
+        Ok(data)
+    }
+
+    fn size(&self, handle: &Handle) -> Result<u64> {
+        let path = handle.path();
+        self.rt
+            .block_on(self.op.stat(&path))
+            .map(|m| m.content_length())
+            .map_err(|e| self.err("stat", &path, e))
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
+        if kind == Kind::Config {
+            return match self.size(&Handle::config()) {
+                Ok(size) => Ok(vec![ObjectInfo {
+                    name: "config".into(),
+                    size,
+                }]),
+                Err(e) if e.is_not_found() => Ok(vec![]),
+                Err(e) => Err(e),
+            };
+        }
+        self.list_dir(&format!("{}/", kind.dir()), kind)
+    }
+
+    fn delete(&self, handle: &Handle) -> Result<()> {
+        let path = handle.path();
+        match self.rt.block_on(self.op.delete(&path)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("delete", &path, e)),
+        }
+    }
+
+    fn location_exists(&self) -> Result<bool> {
+        // A bucket that answers a listing exists; a missing bucket is NotFound.
+        match self
+            .rt
+            .block_on(async { self.op.list_with("").limit(1).await })
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.err("list", "", e)),
+        }
+    }
+
+    fn prepare(&self) -> Result<()> {
+        // Buckets are created by their owner, not by holdfast; just check we can reach it.
+        if self.location_exists()? {
+            Ok(())
+        } else {
+            Err(StorageError::new(
+                ErrorKind::NotFound,
+                "open",
+                "",
+                self.location(),
+                "the bucket does not exist; create it first",
+            ))
+        }
+    }
+}
