@@ -35,7 +35,8 @@ fi
 TOOLS=${TOOLS:-"holdfast restic rustic borg"}
 PY_PYCACHE=${PY_PYCACHE:-0}          # 1 = also copy __pycache__ directories
 RESTORE_CHECK=${RESTORE_CHECK:-1}    # 1 = diff restored tree against source (untimed)
-KEEP=${KEEP:-0}                      # 1 = keep repos/restores of the last repetition
+KEEP=${KEEP:-0}                      # 1 = keep the data copy and repos of the last repetition
+# DATASET_ONLY=1: build (or check) the dataset and exit without benchmarking.
 
 HOLDFAST=${HOLDFAST:-/work/main/target/release/holdfast}
 RESTIC=${RESTIC:-/usr/bin/restic}
@@ -344,6 +345,11 @@ apply_gen2() {
 
 GEN1_BYTES=$(du -sb "$DS/gen1" | cut -f1)
 GEN1_FILES=$(find "$DS/gen1" -type f | wc -l)
+if [[ ${DATASET_ONLY:-0} == 1 ]]; then
+    echo "dataset ready in $DS/gen1: $((GEN1_BYTES / 1024 / 1024)) MiB in $GEN1_FILES files"
+    du -sh "$DS"/gen1/* "$DS/gen2"
+    exit 0
+fi
 
 # -------------------------------------------------------------- measuring --
 # measure TOOL REP OP CMD...  -> appends "tool rep op wall rss_kib rc" to RAW
@@ -403,7 +409,7 @@ tool_cmd() {
         rustic:verify) CMD=("$RUSTIC" -r "$REPO" --no-progress check --read-data) ;;
 
         borg:init) CMD=("$BORG" init -e repokey-blake2 "$REPO") ;;
-        borg:backup*) CMD=("$BORG" create --compression zstd,3 "$REPO::gen${op#backup}" "$DATA") ;;
+        borg:backup*) CMD=("$BORG" create --stats --compression zstd,3 "$REPO::gen${op#backup}" "$DATA") ;;
         # borg extract writes into the current directory.
         borg:restore) CMD=(env -C "$arg" "$BORG" extract "$REPO::gen3") ;;
         borg:verify) CMD=("$BORG" check --verify-data "$REPO") ;;
@@ -635,8 +641,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
         run_tool "${ACTIVE[$(((k + rep - 1) % n))]}" "$rep"
     done
 done
-rm -rf "$DATA"
-[[ $KEEP == 1 ]] || rm -rf "$RUNS"
+if [[ $KEEP != 1 ]]; then
+    rm -rf "$DATA" "$RUNS"
+fi
 
 report | tee "$RESULTS"
 cp "$RESULTS" "$LOGDIR/results.md"

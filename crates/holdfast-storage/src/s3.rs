@@ -17,6 +17,7 @@ pub struct S3Storage {
     op: Operator,
     rt: tokio::runtime::Runtime,
     location: String,
+    endpoint: String,
 }
 
 fn env(names: &[&str]) -> Option<String> {
@@ -48,17 +49,26 @@ impl S3Storage {
             .region(&region)
             .disable_config_load()
             .disable_ec2_metadata();
-        if let Some(ep) = opts
+        let endpoint = opts
             .endpoint
             .clone()
-            .or_else(|| env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]))
-        {
-            b = b.endpoint(&ep);
+            .or_else(|| env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
+        if let Some(ep) = &endpoint {
+            b = b.endpoint(ep);
         }
+        let endpoint = endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
         if opts.virtual_host_style {
             b = b.enable_virtual_host_style();
         }
-        match (env(&["AWS_ACCESS_KEY_ID"]), env(&["AWS_SECRET_ACCESS_KEY"])) {
+        let id = opts
+            .access_key_id
+            .clone()
+            .or_else(|| env(&["AWS_ACCESS_KEY_ID"]));
+        let secret = opts
+            .secret_access_key
+            .clone()
+            .or_else(|| env(&["AWS_SECRET_ACCESS_KEY"]));
+        match (id, secret) {
             (Some(id), Some(secret)) => {
                 b = b.access_key_id(&id).secret_access_key(&secret);
                 if let Some(tok) = env(&["AWS_SESSION_TOKEN"]) {
@@ -87,7 +97,12 @@ impl S3Storage {
             .thread_name("holdfast-s3")
             .build()
             .map_err(|e| cfg_err(format!("cannot start the I/O runtime: {e}")))?;
-        Ok(S3Storage { op, rt, location })
+        Ok(S3Storage {
+            op,
+            rt,
+            location,
+            endpoint,
+        })
     }
 
     fn err(&self, op: &'static str, object: &str, e: opendal::Error) -> StorageError {
@@ -100,10 +115,26 @@ impl S3Storage {
             _ if e.is_temporary() => ErrorKind::Transient,
             _ => ErrorKind::Permanent,
         };
-        // The first line of OpenDAL's message is the useful part; the rest is context dump.
-        let msg = e.to_string();
-        let msg = msg.lines().next().unwrap_or("").to_string();
-        StorageError::new(kind, op, object, self.location.clone(), msg)
+        let full = e.to_string();
+        if full.contains("send http request") || full.contains("error sending request") {
+            return StorageError::new(
+                ErrorKind::Transient,
+                op,
+                object,
+                self.location.clone(),
+                format!(
+                    "cannot reach the endpoint {} ({})",
+                    self.endpoint,
+                    concise(&full)
+                ),
+            );
+        }
+        let kind = if full.contains("NoSuchBucket") {
+            ErrorKind::NotFound
+        } else {
+            kind
+        };
+        StorageError::new(kind, op, object, self.location.clone(), concise(&full))
     }
 
     fn list_dir(&self, dir: &str, kind: Kind) -> Result<Vec<ObjectInfo>> {
@@ -125,6 +156,27 @@ impl S3Storage {
         }
         Ok(out)
     }
+}
+
+/// OpenDAL's messages carry a full request dump; keep the S3 error code and message, or the
+/// part before the context.
+fn concise(full: &str) -> String {
+    let pick = |key: &str| {
+        full.split(key)
+            .nth(1)
+            .and_then(|r| r.split('"').nth(1))
+            .map(str::to_string)
+    };
+    if let (Some(code), Some(msg)) = (pick("code: "), pick("message: ")) {
+        return format!("{code}: {msg}");
+    }
+    let head = full.split(", context:").next().unwrap_or(full);
+    let mut out = head.to_string();
+    if let Some(src) = full.rsplit(" => ").next().filter(|s| *s != full) {
+        out.push_str(": ");
+        out.push_str(src.lines().next().unwrap_or(""));
+    }
+    out
 }
 
 impl Storage for S3Storage {
@@ -223,8 +275,10 @@ impl Storage for S3Storage {
             .block_on(async { self.op.list_with("").limit(1).await })
         {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(self.err("list", "", e)),
+            Err(e) => match self.err("list", "", e) {
+                e if e.kind == ErrorKind::NotFound => Ok(false),
+                e => Err(e),
+            },
         }
     }
 

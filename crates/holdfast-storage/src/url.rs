@@ -14,6 +14,10 @@ pub struct S3Options {
     pub region: Option<String>,
     /// Use virtual-host style addressing instead of path style.
     pub virtual_host_style: bool,
+    /// Access key id; `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<String>,
+    /// Secret access key; `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<String>,
 }
 
 /// A parsed vault location.

@@ -104,6 +104,7 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
 
 pub fn key_list(ctx: &Ctx) -> Result<i32> {
     let vault = ctx.open()?;
+    vault.require_full("listing keys")?;
     let keys = vault.list_keys()?;
     if ctx.json {
         let v: Vec<_> = keys

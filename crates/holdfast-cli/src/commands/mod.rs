@@ -52,6 +52,8 @@ impl Ctx {
                 endpoint: cli.s3_endpoint.clone(),
                 region: cli.s3_region.clone(),
                 virtual_host_style: cli.s3_virtual_host,
+                access_key_id: None,
+                secret_access_key: None,
             },
             json: cli.json,
             quiet: cli.quiet,

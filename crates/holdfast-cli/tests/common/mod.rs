@@ -1,0 +1,194 @@
+//! Helpers for the end-to-end tests: run the real `holdfast` binary in a clean environment
+//! and build source trees with every kind of metadata.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use filetime::FileTime;
+
+pub use holdfast_testkit::{Moto, assert_same_tree, random_bytes};
+
+/// A scratch area with a vault location and a cache folder.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub vault: String,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault").display().to_string();
+        Env {
+            dir,
+            vault,
+            extra_env: vec![],
+        }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// A `holdfast` command with this env's vault, passphrase and cache; nothing inherited
+    /// from the caller's HOLDFAST_* variables.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("holdfast").unwrap();
+        for (k, _) in std::env::vars() {
+            if k.starts_with("HOLDFAST_") || k.starts_with("AWS_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("HOLDFAST_VAULT", &self.vault)
+            .env("HOLDFAST_PASSPHRASE", "correct horse")
+            .env("HOLDFAST_KDF_MEMORY_KIB", "8192")
+            .env("HOLDFAST_CACHE_DIR", self.dir.path().join("cache"));
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "holdfast {args:?} failed ({:?}):\n{}\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Run with `--json` and parse stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    pub fn init(&self) {
+        self.ok(&["init"]);
+    }
+
+    /// All files of the local vault.
+    pub fn vault_files(&self) -> Vec<PathBuf> {
+        walkdir::WalkDir::new(&self.vault)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect()
+    }
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn set_mtime(p: &Path, sec: i64, nsec: u32) {
+    filetime::set_symlink_file_times(
+        p,
+        FileTime::from_unix_time(sec, nsec),
+        FileTime::from_unix_time(sec, nsec),
+    )
+    .unwrap();
+}
+
+/// A source tree with files of several sizes, modes, nanosecond mtimes, nested and empty
+/// folders, symlinks (relative and dangling), hard links and a non-UTF-8 name.
+pub fn make_tree(root: &Path, big: bool) {
+    fs::create_dir_all(root.join("docs/nested/deeper")).unwrap();
+    fs::create_dir_all(root.join("empty")).unwrap();
+    fs::create_dir_all(root.join("private")).unwrap();
+    fs::write(root.join("docs/readme.txt"), b"hello holdfast\n").unwrap();
+    fs::write(root.join("docs/empty-file"), b"").unwrap();
+    fs::write(root.join("docs/nested/text.md"), "line\n".repeat(20000)).unwrap();
+    fs::write(
+        root.join("docs/nested/deeper/random.bin"),
+        random_bytes(1, 3 << 20),
+    )
+    .unwrap();
+    fs::write(root.join("private/key.pem"), b"-----BEGIN SOMETHING-----\n").unwrap();
+    fs::write(root.join("name with spaces & ümlauts.txt"), b"x").unwrap();
+    let raw = std::ffi::OsStr::from_encoded_bytes_unchecked_safe(b"bad-\xff-name");
+    fs::write(root.join(raw), b"non-utf8 name").unwrap();
+    if big {
+        let mut v = random_bytes(2, 10 << 20);
+        v.extend(std::iter::repeat_n(b'a', 8 << 20));
+        fs::write(root.join("big.bin"), v).unwrap();
+    }
+    fs::hard_link(
+        root.join("docs/readme.txt"),
+        root.join("readme-hardlink.txt"),
+    )
+    .unwrap();
+    symlink("docs/readme.txt", root.join("link-to-readme")).unwrap();
+    symlink("/nonexistent/target", root.join("dangling")).unwrap();
+    fs::set_permissions(
+        root.join("private/key.pem"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    fs::set_permissions(
+        root.join("docs/nested/text.md"),
+        fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
+    fs::set_permissions(root.join("private"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(
+        root.join("docs/readme.txt"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::chown(
+            &root.join("private/key.pem"),
+            Some(1234.into()),
+            Some(5678.into()),
+        )
+        .unwrap();
+    }
+    // mtimes last, deepest first, with nanoseconds
+    let mut n = 0u32;
+    for e in walkdir::WalkDir::new(root).contents_first(true) {
+        let e = e.unwrap();
+        n += 1;
+        set_mtime(e.path(), 1_600_000_000 + n as i64 * 1000, 123_456_789 + n);
+    }
+}
+
+/// Extension trait so tests can build a non-UTF-8 name without unsafe code.
+pub trait FromBytes {
+    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr;
+}
+
+impl FromBytes for std::ffi::OsStr {
+    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::OsStr::from_bytes(b)
+    }
+}
+
+/// Where a restore of `src` into `target` puts it (points keep absolute paths).
+pub fn restored(target: &Path, src: &Path) -> PathBuf {
+    target.join(src.strip_prefix("/").unwrap())
+}
