@@ -267,6 +267,9 @@ pub fn read_header(
         }
         next = e.offset as u64 + e.length as u64;
     }
+    if next != area as u64 {
+        return Err(WireError("entries do not end where the header starts".into()).into());
+    }
     Ok((wrapped, entries))
 }
 

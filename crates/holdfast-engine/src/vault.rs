@@ -72,6 +72,26 @@ fn read_config(storage: &Arc<dyn Storage>) -> Result<Option<(VaultConfig, [u8; 3
     }
 }
 
+/// Create a content-addressed object: finding it already there (a retried write whose
+/// response was lost, or another host writing the same bytes) is success when the stored
+/// bytes are the same.
+pub(crate) fn create_idempotent(storage: &dyn Storage, h: &Handle, data: &[u8]) -> Result<()> {
+    match storage.create(h, data) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind == SK::AlreadyExists => {
+            if storage.size(h)? == data.len() as u64 {
+                Ok(())
+            } else {
+                Err(Error::damaged(
+                    h.path(),
+                    "an object with this name but other content exists",
+                ))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl LockedVault {
     /// Read the config at a location; [`Error::NoVault`] if there is none.
     pub fn open(storage: Arc<dyn Storage>) -> Result<LockedVault> {
@@ -151,12 +171,24 @@ impl LockedVault {
 }
 
 impl Vault {
-    /// Create a new vault with one passphrase key.
+    /// Create a new vault with one passphrase key and default parameters.
     pub fn init(
         storage: Arc<dyn Storage>,
         passphrase: &[u8],
         kdf: KdfParams,
         origin: &Origin,
+    ) -> Result<Vault> {
+        Self::init_with(storage, passphrase, kdf, origin, |_| {})
+    }
+
+    /// Create a new vault, letting `tune` change the default parameters (chunk and pack sizes,
+    /// compression) before they are fixed in the config.
+    pub fn init_with(
+        storage: Arc<dyn Storage>,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        origin: &Origin,
+        tune: impl FnOnce(&mut VaultConfig),
     ) -> Result<Vault> {
         if read_config(&storage)?.is_some() {
             return Err(Error::VaultExists {
@@ -165,7 +197,11 @@ impl Vault {
         }
         storage.prepare()?;
         let vault_id: [u8; 16] = crypto::random_bytes();
-        let config = VaultConfig::new(vault_id, origin.now);
+        let mut config = VaultConfig::new(vault_id, origin.now);
+        tune(&mut config);
+        config
+            .validate()
+            .map_err(|e| Error::Input(format!("vault parameters: {e}")))?;
         let keys = KeyMaterial::generate(vault_id);
         let obj = keys::seal_key_object(
             &keys,
@@ -178,17 +214,18 @@ impl Vault {
         .map_err(|e| Error::Input(e.0))?;
         let key_id = Id::of_stored(&obj).to_hex();
         // Key first, config last: a vault is only "there" once it can be opened.
-        storage.create(&Handle::new(Kind::Key, &key_id), &obj)?;
-        match storage.create(
-            &Handle::config(),
-            &config.encode(&config::mac_key(&keys.index_key.0)),
-        ) {
+        create_idempotent(&*storage, &Handle::new(Kind::Key, &key_id), &obj)?;
+        let cfg = config.encode(&config::mac_key(&keys.index_key.0));
+        match storage.create(&Handle::config(), &cfg) {
             Ok(()) => {}
             Err(e) if e.kind == SK::AlreadyExists => {
-                let _ = storage.delete(&Handle::new(Kind::Key, &key_id));
-                return Err(Error::VaultExists {
-                    location: storage.location(),
-                });
+                // Our own write, retried after a lost response, or another vault's?
+                if storage.read(&Handle::config()).ok().as_deref() != Some(&cfg[..]) {
+                    let _ = storage.delete(&Handle::new(Kind::Key, &key_id));
+                    return Err(Error::VaultExists {
+                        location: storage.location(),
+                    });
+                }
             }
             Err(e) => return Err(e.into()),
         }

@@ -122,9 +122,17 @@ pub fn verify(
             .filter(|p| opts.subset_pct.is_none_or(|pct| sample(&p.id, pct)))
             .collect();
         report.packs_read = to_read.len();
+        let by_pack = entries_by_pack(vault);
         let results: Vec<Result<PackCheck>> = to_read
             .par_iter()
-            .map(|p| check_pack(vault, &p.id, progress))
+            .map(|p| {
+                check_pack(
+                    vault,
+                    &p.id,
+                    by_pack.get(&p.id).map(Vec::as_slice).unwrap_or(&[]),
+                    progress,
+                )
+            })
             .collect();
         for r in results {
             let (n, dmg, ids) = r?;
@@ -203,19 +211,29 @@ pub fn verify(
     Ok(report)
 }
 
+/// The index's entries of every pack, computed once.
+fn entries_by_pack(vault: &Vault) -> HashMap<Id, Vec<pack::PackEntry>> {
+    let idx = vault.index();
+    let mut m: HashMap<Id, Vec<pack::PackEntry>> = HashMap::new();
+    for l in idx.blobs() {
+        m.entry(idx.packs[l.pack as usize].id)
+            .or_default()
+            .push(l.entry);
+    }
+    m
+}
+
 /// Blobs read, damage found and bad blob ids of one pack.
 type PackCheck = (usize, Vec<Damage>, Vec<Id>);
 
 /// Read one pack whole: name, header, every blob. Returns blobs read, damage and bad blob ids.
-fn check_pack(vault: &Vault, id: &Id, progress: &(dyn Fn(u64) + Sync)) -> Result<PackCheck> {
+fn check_pack(
+    vault: &Vault,
+    id: &Id,
+    entries: &[pack::PackEntry],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PackCheck> {
     let h = Handle::new(Kind::Pack, id.to_hex());
-    let entries: Vec<_> = {
-        let idx = vault.index();
-        idx.blobs()
-            .filter(|l| idx.packs[l.pack as usize].id == *id)
-            .map(|l| l.entry)
-            .collect()
-    };
     let all_bad = |reason: String| {
         Ok((
             0,
@@ -240,7 +258,19 @@ fn check_pack(vault: &Vault, id: &Id, progress: &(dyn Fn(u64) + Sync)) -> Result
         });
     }
     let wrapped = match pack::read_header(&data, &vault.key_material().index_key) {
-        Ok((w, _)) => Some(w),
+        Ok((w, header)) => {
+            let mut a: Vec<_> = header.iter().map(|e| (e.id, e.offset, e.length)).collect();
+            let mut b: Vec<_> = entries.iter().map(|e| (e.id, e.offset, e.length)).collect();
+            a.sort();
+            b.sort();
+            if !b.iter().all(|x| a.binary_search(x).is_ok()) {
+                damage.push(Damage {
+                    object: h.path(),
+                    reason: "header does not list what the index says (repair the index)".into(),
+                });
+            }
+            Some(w)
+        }
         Err(e) => {
             damage.push(Damage {
                 object: h.path(),
@@ -275,7 +305,7 @@ fn check_pack(vault: &Vault, id: &Id, progress: &(dyn Fn(u64) + Sync)) -> Result
         }
     };
     let mut bad = Vec::new();
-    for e in &entries {
+    for e in entries {
         let (s, l) = (e.offset as usize, e.length as usize);
         let ok = data
             .get(s..s + l)

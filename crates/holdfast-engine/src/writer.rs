@@ -166,6 +166,12 @@ impl<'v> BlobWriter<'v> {
 
     /// Store a blob unless it is known; returns its id and whether it was new.
     pub fn add(&self, ty: BlobType, data: &[u8]) -> Result<(Id, bool)> {
+        if data.len() > (u32::MAX as usize) - 1024 {
+            return Err(Error::Input(format!(
+                "a {ty:?} blob of {} bytes exceeds the 4 GiB limit of the format",
+                data.len()
+            )));
+        }
         let id = self.shared.vault.blob_id(data);
         if self.shared.vault.index().contains(&id)
             || !self.seen[(id.0[0] & 15) as usize].lock().insert(id)
