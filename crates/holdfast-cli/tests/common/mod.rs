@@ -10,6 +10,7 @@ use std::process::Output;
 use assert_cmd::Command;
 use filetime::FileTime;
 
+#[allow(unused_imports)]
 pub use holdfast_testkit::{Moto, assert_same_tree, random_bytes};
 
 /// A scratch area with a vault location and a cache folder.
