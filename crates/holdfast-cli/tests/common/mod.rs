@@ -37,8 +37,8 @@ impl Env {
 
     /// A `holdfast` command with this env's vault, passphrase and cache; nothing inherited
     /// from the caller's HOLDFAST_* variables.
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("holdfast").unwrap();
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("holdfast"));
         for (k, _) in std::env::vars() {
             if k.starts_with("HOLDFAST_") || k.starts_with("AWS_") {
                 c.env_remove(k);
@@ -52,6 +52,11 @@ impl Env {
             c.env(k, v);
         }
         c
+    }
+
+    /// [`Env::std_cmd`] as an `assert_cmd` command.
+    pub fn cmd(&self) -> Command {
+        Command::from_std(self.std_cmd())
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
