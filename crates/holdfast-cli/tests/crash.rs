@@ -11,7 +11,10 @@ use rand::{Rng, SeedableRng};
 
 #[test]
 fn kill_9_during_backup_loses_nothing() {
-    let trials: usize = std::env::var("HOLDFAST_CRASH_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
+    let trials: usize = std::env::var("HOLDFAST_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
     let seed: u64 = rand::random();
     eprintln!("crash test seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -26,7 +29,11 @@ fn kill_9_during_backup_loses_nothing() {
     let mut completed = 1;
     let mut full = Duration::from_millis(400);
     for t in 0..trials {
-        std::fs::write(src.join(format!("trial-{t}.bin")), random_bytes(1000 + t as u64, 24 << 20)).unwrap();
+        std::fs::write(
+            src.join(format!("trial-{t}.bin")),
+            random_bytes(1000 + t as u64, 24 << 20),
+        )
+        .unwrap();
         let delay = Duration::from_micros(rng.gen_range(0..full.as_micros() as u64 + 1));
         let start = Instant::now();
         let mut child = env
@@ -43,10 +50,20 @@ fn kill_9_during_backup_loses_nothing() {
             full = full.max(start.elapsed());
         }
         let o = env.run(&["--json", "verify", "--read-data"]);
-        assert_eq!(code(&o), 0, "trial {t} (kill after {delay:?}, seed {seed}): {}\n{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            code(&o),
+            0,
+            "trial {t} (kill after {delay:?}, seed {seed}): {}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
         let pts = env.json(&["points"]);
         let pts = pts.as_array().unwrap();
-        assert_eq!(pts.len(), completed, "trial {t}: every completed point and no half point");
+        assert_eq!(
+            pts.len(),
+            completed,
+            "trial {t}: every completed point and no half point"
+        );
         assert!(pts.iter().any(|p| p["id"] == first.as_str()));
     }
     // Re-running completes, and the result restores identical.

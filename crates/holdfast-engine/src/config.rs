@@ -39,7 +39,7 @@ impl VaultConfig {
             chunk_min: 512 * 1024,
             chunk_avg: 1024 * 1024,
             chunk_max: 8 * 1024 * 1024,
-            pack_target: 16 * 1024 * 1024,
+            pack_target: 8 * 1024 * 1024,
             zstd_level: 3,
         }
     }

@@ -105,6 +105,14 @@ impl DataKey {
         buf.extend_from_slice(&tag);
     }
 
+    /// Encrypt `buf` in place; returns the tag to append. Same nonce rules as [`DataKey::encrypt`].
+    pub fn encrypt_slice(&self, n: u64, aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+        let tag = Aes256Gcm::new((&self.0).into())
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce_for(n)), aad, buf)
+            .expect("AES-GCM encrypts any blob below 64 GiB");
+        tag.into()
+    }
+
     /// Decrypt what [`DataKey::encrypt`] produced with the same `n` and `aad`.
     pub fn decrypt(&self, n: u64, aad: &[u8], mut data: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
         if data.len() < TAG_LEN {

@@ -58,24 +58,49 @@ fn blob_aad(ty: BlobType, id: &Id) -> [u8; 33] {
     a
 }
 
-/// Compress a plaintext blob into the stored payload: `flag || bytes`, flag 0 = raw,
-/// 1 = zstd. Compression is kept only when it saves at least 1/32 of the size.
-pub fn compress(plain: &[u8], level: i32) -> Vec<u8> {
+thread_local! {
+    /// One zstd compression context per thread and level: creating one per blob costs
+    /// megabytes of allocation.
+    static CCTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+    static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Append the stored payload of `plain` to `out`: `flag || bytes`, flag 0 = raw, 1 = zstd.
+/// Compression is kept only when it saves at least 1/32 of the size.
+pub fn compress_into(plain: &[u8], level: i32, out: &mut Vec<u8>) {
+    let start = out.len();
     if level != 0 && plain.len() >= 64 {
         let bound = zstd::zstd_safe::compress_bound(plain.len());
-        let mut out = Vec::with_capacity(bound + 1 + crypto::TAG_LEN);
+        out.reserve(bound + 1 + crypto::TAG_LEN);
         out.push(1u8);
-        out.resize(bound + 1, 0);
-        if let Ok(n) = zstd::bulk::compress_to_buffer(plain, &mut out[1..], level)
+        out.resize(start + 1 + bound, 0);
+        let n = CCTX.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.as_ref().is_none_or(|(l, _)| *l != level) {
+                *c = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
+            }
+            c.as_mut()
+                .and_then(|(_, z)| z.compress_to_buffer(plain, &mut out[start + 1..]).ok())
+        });
+        if let Some(n) = n
             && n + n / 32 < plain.len()
         {
-            out.truncate(n + 1);
-            return out;
+            out.truncate(start + 1 + n);
+            return;
         }
+        out.truncate(start);
     }
-    let mut out = Vec::with_capacity(plain.len() + 1 + crypto::TAG_LEN);
+    out.reserve(plain.len() + 1 + crypto::TAG_LEN);
     out.push(0);
     out.extend_from_slice(plain);
+}
+
+/// The stored payload of `plain` as a new buffer (see [`compress_into`]).
+pub fn compress(plain: &[u8], level: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    compress_into(plain, level, &mut out);
     out
 }
 
@@ -84,7 +109,17 @@ pub fn decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>, WireError> 
     match payload.split_first() {
         Some((0, rest)) => Ok(rest.to_vec()),
         Some((1, rest)) => {
-            let out = zstd::bulk::decompress(rest, raw_len.max(1))
+            let out = DCTX
+                .with(|d| {
+                    let mut d = d.borrow_mut();
+                    if d.is_none() {
+                        *d = zstd::bulk::Decompressor::new().ok();
+                    }
+                    match d.as_mut() {
+                        Some(z) => z.decompress(rest, raw_len.max(1)),
+                        None => zstd::bulk::decompress(rest, raw_len.max(1)),
+                    }
+                })
                 .map_err(|e| WireError(format!("zstd: {e}")))?;
             Ok(out)
         }
@@ -140,14 +175,39 @@ pub struct FinishedPack {
 impl PackBuilder {
     /// A new pack with a fresh data key wrapped to `public`.
     pub fn new(public: &PublicKey, capacity: usize) -> Self {
+        Self::with_buffer(public, Vec::with_capacity(capacity))
+    }
+
+    /// A new pack reusing `buf`'s allocation (its contents are discarded).
+    pub fn with_buffer(public: &PublicKey, mut buf: Vec<u8>) -> Self {
+        buf.clear();
         let dk = DataKey::generate();
         let wrapped = crypto::wrap(public, &dk);
         PackBuilder {
             dk,
             wrapped,
-            buf: Vec::with_capacity(capacity),
+            buf,
             entries: Vec::new(),
         }
+    }
+
+    /// Compress, encrypt and append a blob straight into the pack buffer (no copies).
+    pub fn add_plain(&mut self, ty: BlobType, id: Id, plain: &[u8], level: i32) -> u64 {
+        let offset = self.buf.len();
+        compress_into(plain, level, &mut self.buf);
+        let tag = self
+            .dk
+            .encrypt_slice(offset as u64, &blob_aad(ty, &id), &mut self.buf[offset..]);
+        self.buf.extend_from_slice(&tag);
+        let length = self.buf.len() - offset;
+        self.entries.push(PackEntry {
+            ty,
+            id,
+            offset: offset as u32,
+            length: length as u32,
+            raw_len: plain.len() as u32,
+        });
+        length as u64
     }
 
     /// Bytes so far.

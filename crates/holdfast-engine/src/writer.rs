@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{self, IndexedPack};
-use crate::pack::{self, BlobType, FinishedPack, PackBuilder};
+use crate::pack::{BlobType, FinishedPack, PackBuilder};
 use crate::vault::Vault;
 
 /// Index objects are written every this many packs, so a long backup that crashes keeps most
@@ -44,6 +44,8 @@ struct Shared<'v> {
     written: Mutex<Vec<IndexedPack>>,
     error: Mutex<Option<Error>>,
     packs: AtomicU64,
+    /// Buffers of uploaded packs, reused for new ones (fewer large allocations).
+    free: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Shared<'_> {
@@ -63,6 +65,10 @@ impl Shared<'_> {
                 wrapped: p.wrapped,
                 entries: p.entries,
             });
+            let mut free = self.free.lock();
+            if free.is_empty() {
+                free.push(p.bytes);
+            }
             if pending.len() >= PACKS_PER_INDEX {
                 std::mem::take(&mut *pending)
             } else {
@@ -114,9 +120,11 @@ pub fn with_writer<T>(
         written: Mutex::new(Vec::new()),
         error: Mutex::new(None),
         packs: AtomicU64::new(0),
+        free: Mutex::new(Vec::new()),
     };
     std::thread::scope(|s| {
-        let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) = bounded(uploaders.max(1));
+        let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) =
+            bounded(usize::from(uploaders > 1));
         let handles: Vec<_> = (0..uploaders.max(1))
             .map(|_| {
                 let rx = rx.clone();
@@ -181,16 +189,34 @@ impl<'v> BlobWriter<'v> {
         if let Some(e) = self.shared.error.lock().take() {
             return Err(e);
         }
-        let payload = pack::compress(data, self.level);
-        let stored = payload.len() as u64 + crate::crypto::TAG_LEN as u64;
         let pool = &self.pools[ty as usize];
-        let mut pb = pool.lock().pop().unwrap_or_else(|| {
-            PackBuilder::new(
-                &self.shared.vault.key_material().public_key(),
-                self.target + self.target / 4,
-            )
-        });
-        pb.add(ty, id, data.len() as u32, payload);
+        let popped = pool.lock().pop();
+        let mut pb = match popped {
+            Some(pb) => pb,
+            None => {
+                let public = self.shared.vault.key_material().public_key();
+                match self.shared.free.lock().pop() {
+                    Some(buf) => PackBuilder::with_buffer(&public, buf),
+                    None => PackBuilder::new(&public, self.target + (1 << 20)),
+                }
+            }
+        };
+        // Seal the pack first if this blob would make its buffer grow past the target: a
+        // grown buffer doubles, and every pack in flight costs its capacity in memory.
+        let worst = data.len() + data.len() / 128 + 1024;
+        if !pb.is_empty() && pb.len() + worst > self.target + (1 << 20) {
+            let public = self.shared.vault.key_material().public_key();
+            let buf = self.shared.free.lock().pop();
+            let full = std::mem::replace(
+                &mut pb,
+                match buf {
+                    Some(b) => PackBuilder::with_buffer(&public, b),
+                    None => PackBuilder::new(&public, self.target + (1 << 20)),
+                },
+            );
+            self.send(full.finish(&self.shared.vault.key_material().index_key))?;
+        }
+        let stored = pb.add_plain(ty, id, data, self.level);
         if pb.len() >= self.target {
             let fp = pb.finish(&self.shared.vault.key_material().index_key);
             self.send(fp)?;

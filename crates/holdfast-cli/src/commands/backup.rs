@@ -73,10 +73,12 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
     });
     let pb = output::progress(ctx.json, ctx.quiet, "backup");
     let progress = |n: u64| pb.inc(n);
+    // Remote stores hide latency behind parallel uploads; a local disk needs one writer, and
+    // every pack in flight costs its size in memory.
     let uploaders = if vault.storage().location().starts_with("s3://") {
         4
     } else {
-        2
+        1
     };
     let (captured, stats) = with_writer(&vault, uploaders, |w| source.capture(w, &progress))?;
     pb.finish_and_clear();
