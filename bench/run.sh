@@ -38,7 +38,8 @@ RESTORE_CHECK=${RESTORE_CHECK:-1}    # 1 = diff restored tree against source (un
 KEEP=${KEEP:-0}                      # 1 = keep the data copy and repos of the last repetition
 # DATASET_ONLY=1: build (or check) the dataset and exit without benchmarking.
 
-HOLDFAST=${HOLDFAST:-/work/main/target/release/holdfast}
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HOLDFAST=${HOLDFAST:-$REPO_ROOT/target/release/holdfast}
 RESTIC=${RESTIC:-/usr/bin/restic}
 BORG=${BORG:-/usr/bin/borg}
 RUSTIC=${RUSTIC:-$HOME/.cargo/bin/rustic}
@@ -523,8 +524,8 @@ machine_facts() {
     for t in holdfast restic rustic borg; do
         echo "- $t: $(tool_version "$t")"
     done
-    if git -C /work/main rev-parse --short HEAD >/dev/null 2>&1; then
-        echo "- holdfast git: $(git -C /work/main rev-parse --short HEAD)$(git -C /work/main diff --quiet 2>/dev/null || echo ' (dirty)')"
+    if git -C "$REPO_ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
+        echo "- holdfast git: $(git -C "$REPO_ROOT" rev-parse --short HEAD)$(git -C "$REPO_ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')"
     fi
     echo
 }
