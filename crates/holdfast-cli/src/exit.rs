@@ -44,3 +44,40 @@ pub fn code(e: &Error) -> i32 {
 pub fn render(e: &Error) -> String {
     format!("holdfast: error: {e} (hint: {})", e.hint())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_errors_are_pinned() {
+        let cases = vec![
+            Error::NoVault {
+                location: "/srv/vault".into(),
+            },
+            Error::VaultExists {
+                location: "/srv/vault".into(),
+            },
+            Error::WrongKey {
+                location: "s3://b/p".into(),
+            },
+            Error::KeyDenied {
+                operation: "restore".into(),
+            },
+            Error::damaged("packs/ab/ab12", "blob does not authenticate"),
+            Error::Storage(holdfast_storage::StorageError::new(
+                holdfast_storage::ErrorKind::Transient,
+                "read",
+                "config",
+                "s3://b/p",
+                "cannot reach the endpoint http://127.0.0.1:9",
+            )),
+            Error::Input("no recovery point matches \"zz\"".into()),
+        ];
+        let lines: Vec<String> = cases
+            .iter()
+            .map(|e| format!("[{}] {}", code(e), render(e)))
+            .collect();
+        insta::assert_snapshot!(lines.join("\n"));
+    }
+}

@@ -146,3 +146,25 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn config_round_trip(id in any::<[u8; 16]>(), created in any::<i64>(), level in -7i32..=22, key in any::<[u8; 32]>()) {
+            let mut c = VaultConfig::new(id, created);
+            c.zstd_level = level;
+            let (d, mac) = VaultConfig::decode(&c.encode(&key)).unwrap();
+            prop_assert_eq!(&d, &c);
+            prop_assert!(d.mac_ok(&key, &mac));
+        }
+
+        #[test]
+        fn config_decode_never_panics(data in prop::collection::vec(any::<u8>(), 0..120)) {
+            let _ = VaultConfig::decode(&data);
+        }
+    }
+}

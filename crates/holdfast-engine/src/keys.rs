@@ -151,7 +151,11 @@ impl Default for KdfParams {
     /// 46 MiB, 2 passes, 1 lane: above OWASP's recommended Argon2id minimum (46 MiB, 1 pass),
     /// ~0.1 s here, and within the memory of small hosts and containers.
     fn default() -> Self {
-        KdfParams { memory_kib: 46 * 1024, iterations: 2, parallelism: 1 }
+        KdfParams {
+            memory_kib: 46 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 
@@ -374,5 +378,28 @@ mod tests {
         t[10] ^= 1;
         assert!(decode_key_file(&t).is_err());
         assert!(decode_key_file(b"junk").is_err());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn material_and_key_file_round_trip(vault in any::<[u8; 16]>(), write_only in any::<bool>()) {
+            let m = KeyMaterial::generate(vault);
+            let m = if write_only { m.write_only() } else { m };
+            prop_assert_eq!(KeyMaterial::decode(&m.encode()).unwrap().encode(), m.encode());
+            prop_assert_eq!(decode_key_file(&encode_key_file(&m)).unwrap().encode(), m.encode());
+        }
+
+        #[test]
+        fn key_parsers_never_panic(data in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = KeyMaterial::decode(&data);
+            let _ = decode_key_file(&data);
+            let _ = key_object_info("00", &data);
+        }
     }
 }

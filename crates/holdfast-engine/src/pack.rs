@@ -313,9 +313,17 @@ pub fn read_header(
     }
     let area = pack.len() - 8 - hlen;
     let plain = index_key.open(HEADER_AAD, &pack[area..pack.len() - 8])?;
-    let mut r = Reader::new(&plain);
+    Ok(parse_header(&plain, area)?)
+}
+
+/// Parse a decrypted pack header for a blob area of `area` bytes (exposed for fuzzing).
+pub fn parse_header(
+    plain: &[u8],
+    area: usize,
+) -> Result<([u8; WRAPPED_LEN], Vec<PackEntry>), WireError> {
+    let mut r = Reader::new(plain);
     if r.u8()? != 1 {
-        return Err(WireError("unknown pack header version".into()).into());
+        return Err(WireError("unknown pack header version".into()));
     }
     let wrapped = r.array()?;
     let entries = decode_entries(&mut r)?;
@@ -323,12 +331,14 @@ pub fn read_header(
     let mut next = 0u64;
     for e in &entries {
         if e.offset as u64 != next || e.offset as u64 + e.length as u64 > area as u64 {
-            return Err(WireError("entries do not tile the blob area".into()).into());
+            return Err(WireError("entries do not tile the blob area".into()));
         }
         next = e.offset as u64 + e.length as u64;
     }
     if next != area as u64 {
-        return Err(WireError("entries do not end where the header starts".into()).into());
+        return Err(WireError(
+            "entries do not end where the header starts".into(),
+        ));
     }
     Ok((wrapped, entries))
 }
@@ -382,5 +392,40 @@ mod tests {
             decompress(&compress(&[0u8; 4096], 3), 4096).unwrap(),
             vec![0u8; 4096]
         );
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::crypto::SecretKey;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn pack_round_trip(blobs in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 0..3000)), 0..12), level in 0i32..6) {
+            let sk = SecretKey::generate();
+            let ik = SymKey::generate();
+            let mut pb = PackBuilder::new(&sk.public(), 0);
+            for (i, (tree, b)) in blobs.iter().enumerate() {
+                let ty = if *tree { BlobType::Tree } else { BlobType::Data };
+                pb.add_plain(ty, Id([i as u8; 32]), b, level);
+            }
+            let fp = pb.finish(&ik);
+            let (wrapped, entries) = read_header(&fp.bytes, &ik).unwrap();
+            prop_assert_eq!(&entries, &fp.entries);
+            let dk = crypto::unwrap(&sk, &wrapped).unwrap();
+            for (e, (_, b)) in entries.iter().zip(&blobs) {
+                let stored = fp.bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec();
+                prop_assert_eq!(&open_blob(&dk, e, stored).unwrap(), b);
+            }
+        }
+
+        #[test]
+        fn header_parse_never_panics(data in prop::collection::vec(any::<u8>(), 0..400), area in 0usize..100_000) {
+            let _ = parse_header(&data, area);
+            let _ = decompress(&data, area);
+        }
     }
 }

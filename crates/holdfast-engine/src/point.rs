@@ -92,3 +92,23 @@ impl Manifest {
         serde_json::from_slice(data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn manifest_round_trip(time_ns in any::<i64>(), host in ".{0,20}", tags in prop::collection::vec("[a-z0-9-]{1,10}", 0..4),
+                               partial in any::<bool>(), n in any::<u64>(), root in any::<[u8; 32]>()) {
+            let m = Manifest {
+                version: 1, time_ns, host, user: "u".into(), resource: "r".into(), tags, paths: vec!["/a".into()],
+                source: SourceInfo { kind: "files".into(), facts: [("k".to_string(), "v".to_string())].into() },
+                root: Id(root), partial, errors: vec![], summary: Summary { files_new: n, ..Summary::default() },
+                program: "holdfast".into(),
+            };
+            prop_assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        }
+    }
+}

@@ -79,7 +79,7 @@ pub(crate) fn create_idempotent(storage: &dyn Storage, h: &Handle, data: &[u8]) 
     match storage.create(h, data) {
         Ok(()) => Ok(()),
         Err(e) if e.kind == SK::AlreadyExists => {
-            if storage.size(h)? == data.len() as u64 {
+            if storage.read(h)? == data {
                 Ok(())
             } else {
                 Err(Error::damaged(
@@ -124,6 +124,8 @@ impl LockedVault {
                 continue;
             }
             match keys::open_key_object(&data, passphrase) {
+                // A key left by an interrupted `init` of another vault: keep looking.
+                Ok(m) if m.vault_id != self.config.vault_id => continue,
                 Ok(m) => return self.finish(m, Some(obj.name)),
                 Err(OpenKeyError::Crypto(_)) => continue,
                 Err(OpenKeyError::Wire(e)) => {
@@ -220,11 +222,15 @@ impl Vault {
             Ok(()) => {}
             Err(e) if e.kind == SK::AlreadyExists => {
                 // Our own write, retried after a lost response, or another vault's?
-                if storage.read(&Handle::config()).ok().as_deref() != Some(&cfg[..]) {
-                    let _ = storage.delete(&Handle::new(Kind::Key, &key_id));
-                    return Err(Error::VaultExists {
-                        location: storage.location(),
-                    });
+                match storage.read(&Handle::config()) {
+                    Ok(existing) if existing == cfg => {}
+                    Ok(_) => {
+                        let _ = storage.delete(&Handle::new(Kind::Key, &key_id));
+                        return Err(Error::VaultExists {
+                            location: storage.location(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
             Err(e) => return Err(e.into()),
@@ -513,7 +519,7 @@ impl Vault {
             keys::seal_key_object(&self.keys, passphrase, kdf, origin.now, &origin.host, label)
                 .map_err(|e| Error::Input(e.0))?;
         let id = Id::of_stored(&obj).to_hex();
-        self.storage.create(&Handle::new(Kind::Key, &id), &obj)?;
+        create_idempotent(&*self.storage, &Handle::new(Kind::Key, &id), &obj)?;
         Ok(id)
     }
 

@@ -114,10 +114,15 @@ fn a_crash_at_any_write_loses_nothing_completed() {
             crash_after_writes: Some(n),
             ..Default::default()
         });
-        assert!(
-            backup(&v, changed.path()).is_err(),
-            "crash after {n} writes must fail the backup"
-        );
+        // Pack boundaries depend on thread scheduling, so a run may need fewer writes than
+        // the counting run; then it must have completed within the budget.
+        let completed = backup(&v, changed.path()).is_ok();
+        if completed {
+            assert!(
+                faulty.writes() <= n,
+                "a backup may only succeed if it fit in {n} writes"
+            );
+        }
         // After the "restart": the vault verifies clean and the completed point restores.
         let v = open(mem.clone());
         let report = verify(
@@ -134,12 +139,17 @@ fn a_crash_at_any_write_loses_nothing_completed() {
             "crash after {n} writes left damage: {report:?}"
         );
         let (points, _) = v.list_points().unwrap();
-        assert_eq!(points.len(), 1, "crash after {n}: no half point");
-        assert_eq!(points[0].0, p1);
+        assert_eq!(
+            points.len(),
+            1 + usize::from(completed),
+            "crash after {n}: no half point"
+        );
+        assert!(points.iter().any(|p| p.0 == p1));
         let t = tempfile::tempdir().unwrap();
+        let first = points.iter().find(|p| p.0 == p1).expect("p1");
         let r = restore(
             &v,
-            &points[0].1.root,
+            &first.1.root,
             t.path(),
             &Includes::new(&[]).unwrap(),
             &|_| {},
