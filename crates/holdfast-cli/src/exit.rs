@@ -51,7 +51,7 @@ mod tests {
 
     #[test]
     fn rendered_errors_are_pinned() {
-        let cases = vec![
+        let cases = [
             Error::NoVault {
                 location: "/srv/vault".into(),
             },
