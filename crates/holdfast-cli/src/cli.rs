@@ -57,6 +57,174 @@ pub enum Command {
     /// Manage the vault's keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Remove recovery points by a retention policy (or by id); locked and held points stay.
+    Forget(ForgetArgs),
+    /// Free the space of forgotten points; safe while other hosts back up.
+    Prune(PruneArgs),
+    /// Copy recovery points into another vault (re-encrypted for it).
+    Copy(CopyArgs),
+    /// The vault lock: minimum retention, governance or compliance mode.
+    #[command(subcommand)]
+    Lock(LockCommand),
+    /// Legal holds: points that survive every forget and prune.
+    #[command(subcommand)]
+    Hold(HoldCommand),
+    /// Repair vault structures.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+}
+
+/// `forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Forget exactly these points (id prefix, `latest`, `latest:RESOURCE`) instead of
+    /// applying a policy.
+    pub points: Vec<String>,
+    /// Keep the N newest points.
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: u32,
+    /// Keep the newest point of each of the N newest hours that have points.
+    #[arg(long, default_value_t = 0)]
+    pub keep_hourly: u32,
+    /// ... days.
+    #[arg(long, default_value_t = 0)]
+    pub keep_daily: u32,
+    /// ... ISO weeks.
+    #[arg(long, default_value_t = 0)]
+    pub keep_weekly: u32,
+    /// ... months.
+    #[arg(long, default_value_t = 0)]
+    pub keep_monthly: u32,
+    /// ... years.
+    #[arg(long, default_value_t = 0)]
+    pub keep_yearly: u32,
+    /// Keep every point within this duration of the resource's newest point (30d, 1y6mo).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Only points of this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only points with this tag (repeatable: all must match).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Time zone of the calendar rules: an IANA name, UTC, or local (default).
+    #[arg(long, default_value = "local", env = "HOLDFAST_TIMEZONE")]
+    pub timezone: String,
+    /// Only print what would be kept and forgotten.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Forget points under a governance lock (full key; recorded in the lock history).
+    #[arg(long)]
+    pub bypass_governance: bool,
+}
+
+/// `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only report what would be freed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Repack a pack when at least this percentage of it is unused.
+    #[arg(long, default_value_t = 25.0, value_name = "PCT")]
+    pub repack_threshold: f64,
+    /// How long to wait for running backups before leaving the deletion to a later prune.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub max_wait: String,
+    /// Declare a session abandoned after this long without a heartbeat.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub abandon_after: String,
+}
+
+/// `copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The destination vault (path, file://, s3://). Its secret comes from
+    /// HOLDFAST_TO_PASSPHRASE(_FILE|_COMMAND) or HOLDFAST_TO_KEY_FILE.
+    #[arg(long)]
+    pub to: String,
+    /// Points to copy (id prefix, `latest`, `latest:RESOURCE`).
+    pub points: Vec<String>,
+    /// Copy every point of this resource.
+    #[arg(long, conflicts_with = "points")]
+    pub resource: Option<String>,
+    /// Copy every point.
+    #[arg(long, conflicts_with_all = ["points", "resource"])]
+    pub all: bool,
+    /// S3 endpoint of the destination (default: the source's).
+    #[arg(long)]
+    pub to_s3_endpoint: Option<String>,
+    /// S3 region of the destination.
+    #[arg(long)]
+    pub to_s3_region: Option<String>,
+}
+
+/// `lock` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Set or change the vault lock.
+    Set {
+        /// governance (liftable with --bypass-governance) or compliance (immutable after
+        /// the cooling-off period).
+        #[arg(long, value_parser = ["governance", "compliance"])]
+        mode: String,
+        /// Every point is kept at least this long after its time (30d, 7y).
+        #[arg(long, value_name = "DURATION")]
+        min_retention: String,
+        /// Longest retention plans may ask for.
+        #[arg(long, value_name = "DURATION")]
+        max_retention: Option<String>,
+        /// Compliance: how long the lock can still be changed or removed.
+        #[arg(long, default_value = "72h", value_name = "DURATION")]
+        cooling_off: String,
+        /// Allow weakening a governance lock (recorded).
+        #[arg(long)]
+        bypass_governance: bool,
+    },
+    /// Show the vault lock, the holds and the history of changes.
+    Show,
+    /// Remove the vault lock (governance: needs --bypass-governance; compliance: only
+    /// during the cooling-off period).
+    Remove {
+        /// Allow lifting a governance lock (recorded).
+        #[arg(long)]
+        bypass_governance: bool,
+    },
+}
+
+/// `hold` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a legal hold.
+    Add {
+        /// The hold's name.
+        name: String,
+        /// Only points of this resource.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Only points at or after this time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Only points at or before this time.
+        #[arg(long)]
+        to: Option<String>,
+        /// Why (recorded).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List legal holds.
+    List,
+    /// Release a legal hold.
+    Release {
+        /// The hold's name.
+        name: String,
+    },
+}
+
+/// `repair` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the index from the packs' own headers.
+    Index,
 }
 
 /// `backup`.

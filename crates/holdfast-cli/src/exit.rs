@@ -14,8 +14,7 @@ pub const PARTIAL: i32 = 3;
 pub const DAMAGED: i32 = 4;
 /// No vault at the location.
 pub const NO_VAULT: i32 = 10;
-/// The vault is locked against this operation (reserved for vault locks).
-#[allow(dead_code)]
+/// A vault lock, a legal hold or a running prune forbids the operation.
 pub const LOCKED: i32 = 11;
 /// Wrong passphrase or key file.
 pub const WRONG_KEY: i32 = 12;
@@ -32,6 +31,7 @@ pub fn code(e: &Error) -> i32 {
         ErrorKind::KeyDenied => KEY_DENIED,
         ErrorKind::Damaged => DAMAGED,
         ErrorKind::Unreachable => UNREACHABLE,
+        ErrorKind::Locked => LOCKED,
         ErrorKind::VaultExists
         | ErrorKind::Storage
         | ErrorKind::Input
@@ -73,6 +73,7 @@ mod tests {
                 "cannot reach the endpoint http://127.0.0.1:9",
             )),
             Error::Input("no recovery point matches \"zz\"".into()),
+            Error::Locked("point 1a2b3c4d is under a compliance lock until 2027-01-01".into()),
         ];
         let lines: Vec<String> = cases
             .iter()

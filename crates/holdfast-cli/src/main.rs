@@ -22,6 +22,12 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // Die quietly on a closed pipe (`holdfast points | head`) like other Unix tools,
+    // instead of panicking in println!.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")

@@ -66,8 +66,35 @@ fn tty() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// The secret that opens an existing vault.
-pub fn unlock_secret() -> Result<Secret> {
+/// The secret that opens an existing vault: from `PREFIX_KEY_FILE`, `PREFIX_PASSPHRASE(_FILE|_COMMAND)` (`HOLDFAST_TO` for
+/// the destination of a copy).
+pub fn unlock_secret_prefixed(prefix: &str) -> Result<Secret> {
+    if prefix != "HOLDFAST" {
+        let kf = format!("{prefix}_KEY_FILE");
+        if let Some(p) = std::env::var_os(&kf) {
+            let data = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            let m = keys::decode_key_file(&data).map_err(|e| {
+                Error::Input(format!("{}: {e}", std::path::Path::new(&p).display()))
+            })?;
+            return Ok(Secret::KeyFile(m));
+        }
+        let (v, f, c) = (
+            format!("{prefix}_PASSPHRASE"),
+            format!("{prefix}_PASSPHRASE_FILE"),
+            format!("{prefix}_PASSPHRASE_COMMAND"),
+        );
+        if let Some(p) = from_env(&v, &f, Some(&c))? {
+            return Ok(Secret::Passphrase(p));
+        }
+        if tty() {
+            return Ok(Secret::Passphrase(prompt(
+                "destination vault passphrase: ",
+            )?));
+        }
+        return Err(Error::Input(format!(
+            "no passphrase for the destination vault: set {v}, {f}, {c} or {kf}"
+        )));
+    }
     if let Some(p) = std::env::var_os("HOLDFAST_KEY_FILE") {
         let data = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
         let m = keys::decode_key_file(&data)

@@ -59,6 +59,9 @@ fn a_single_flipped_byte_in_any_object_is_detected() {
     let all = base.vault_files();
     assert!(all.len() >= 7, "{all:?}");
     for (n, obj) in all.iter().enumerate() {
+        if std::fs::metadata(obj).unwrap().len() == 0 {
+            continue; // session end markers are empty: no byte to flip
+        }
         let rel = obj.strip_prefix(&base.vault).unwrap().to_path_buf();
         for at in [0usize, 37, 1_000_003] {
             let env = Env {

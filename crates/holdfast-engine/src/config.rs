@@ -5,7 +5,7 @@
 use crate::wire::{Reader, WireError, Writer};
 
 /// The vault format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"HFVT";
 
 /// Chunking, packing and compression parameters of a vault.

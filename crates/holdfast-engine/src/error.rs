@@ -28,6 +28,8 @@ pub enum ErrorKind {
     Io,
     /// The vault was written by a newer holdfast.
     Unsupported,
+    /// A vault lock, a legal hold or another running command forbids the operation.
+    Locked,
 }
 
 /// An engine error.
@@ -82,6 +84,9 @@ pub enum Error {
     /// See [`ErrorKind::Unsupported`].
     #[error("{0}")]
     Unsupported(String),
+    /// See [`ErrorKind::Locked`].
+    #[error("{0}")]
+    Locked(String),
 }
 
 impl Error {
@@ -117,6 +122,7 @@ impl Error {
             Error::Input(_) => ErrorKind::Input,
             Error::Io { .. } => ErrorKind::Io,
             Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::Locked(_) => ErrorKind::Locked,
         }
     }
 
@@ -142,6 +148,10 @@ impl Error {
             ErrorKind::Input => "see `holdfast help` for the accepted arguments",
             ErrorKind::Io => "check the path and its permissions",
             ErrorKind::Unsupported => "upgrade holdfast",
+            ErrorKind::Locked => {
+                "see `holdfast lock show` and `holdfast hold list`; protected points can go only \
+                 after their retain-until date or once their hold is released"
+            }
         }
     }
 }

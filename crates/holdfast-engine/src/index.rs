@@ -99,6 +99,9 @@ pub struct PackRecord {
     pub wrapped: [u8; WRAPPED_LEN],
     /// Number of blobs.
     pub blobs: u32,
+    /// Condemned by a garbage-collection notice: its blobs are found by readers only when no
+    /// other pack holds them, and writers do not deduplicate against them.
+    pub demoted: bool,
 }
 
 /// All index objects of a vault merged in memory.
@@ -115,6 +118,15 @@ pub struct Index {
 impl Index {
     /// Merge the packs of one index object.
     pub fn add(&mut self, packs: Vec<IndexedPack>) {
+        self.add_as(packs, false)
+    }
+
+    /// Merge packs condemned by a garbage-collection notice (after all others).
+    pub fn add_demoted(&mut self, packs: Vec<IndexedPack>) {
+        self.add_as(packs, true)
+    }
+
+    fn add_as(&mut self, packs: Vec<IndexedPack>, demoted: bool) {
         for p in packs {
             if self.pack_pos.contains_key(&p.id) {
                 continue;
@@ -126,6 +138,7 @@ impl Index {
                 size: p.size,
                 wrapped: p.wrapped,
                 blobs: p.entries.len() as u32,
+                demoted,
             });
             for e in p.entries {
                 self.blobs.entry(e.id).or_insert(BlobLocation {
@@ -136,9 +149,12 @@ impl Index {
         }
     }
 
-    /// Whether a blob is stored.
+    /// Whether a blob is stored in a pack that is not condemned (what writers may
+    /// deduplicate against).
     pub fn contains(&self, id: &Id) -> bool {
-        self.blobs.contains_key(id)
+        self.blobs
+            .get(id)
+            .is_some_and(|l| !self.packs[l.pack as usize].demoted)
     }
 
     /// Where a blob is stored.

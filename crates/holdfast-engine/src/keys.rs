@@ -82,6 +82,15 @@ impl KeyMaterial {
         PublicKey(self.public)
     }
 
+    /// The policy key: derived from the secret key, so only full keys have it. It
+    /// authenticates garbage-collection notices and encrypts protection records (vault lock,
+    /// legal holds), which write-only hosts must not be able to forge.
+    pub(crate) fn policy_key(&self) -> Option<SymKey> {
+        self.secret
+            .as_ref()
+            .map(|s| SymKey(blake3::derive_key("holdfast v2 policy key", &s.0)))
+    }
+
     /// Encode (plaintext; callers encrypt it or protect the file).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();

@@ -7,13 +7,19 @@
 
 pub mod chunker;
 pub mod config;
+pub mod copy;
 pub mod crypto;
 pub mod error;
+pub mod gc;
 pub mod id;
 pub mod index;
 pub mod keys;
 pub mod pack;
 pub mod point;
+pub mod protect;
+pub mod prune;
+pub mod repair;
+pub mod session;
 pub mod tree;
 pub mod vault;
 pub mod verify;

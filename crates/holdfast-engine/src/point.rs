@@ -77,6 +77,18 @@ pub struct Manifest {
     pub summary: Summary,
     /// The writing program and version.
     pub program: String,
+    /// Set on copies: where the point was copied from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<CopiedFrom>,
+}
+
+/// The origin of a copied point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiedFrom {
+    /// The source vault's id (32 hex digits).
+    pub vault: String,
+    /// The point's id in the source vault.
+    pub point: String,
 }
 
 pub(crate) const AAD: &[u8] = b"holdfast v1 point";
@@ -107,6 +119,7 @@ mod tests {
                 source: SourceInfo { kind: "files".into(), facts: [("k".to_string(), "v".to_string())].into() },
                 root: Id(root), partial, errors: vec![], summary: Summary { files_new: n, ..Summary::default() },
                 program: "holdfast".into(),
+                copied_from: None,
             };
             prop_assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
         }

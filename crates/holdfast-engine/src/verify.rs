@@ -80,6 +80,7 @@ pub fn verify(
     let index_damage = vault.load_index()?;
     report.index_needs_repair = !index_damage.is_empty();
     report.problems.extend(index_damage);
+    report.problems.extend(check_markers(vault)?);
 
     let stored: HashMap<String, u64> = vault
         .storage()
@@ -208,6 +209,11 @@ pub fn verify(
             });
         }
     }
+    // Points that miss blobs while packs sit outside the index: rebuilding the index from
+    // the packs' headers may bring the blobs back.
+    if report.unindexed_packs > 0 && !report.affected.is_empty() {
+        report.index_needs_repair = true;
+    }
     Ok(report)
 }
 
@@ -324,10 +330,47 @@ fn check_pack(
     Ok((entries.len(), damage, bad))
 }
 
+/// Session markers, garbage-collection notices and protection records: each must
+/// authenticate and parse.
+fn check_markers(vault: &Vault) -> Result<Vec<Damage>> {
+    let secret = vault.require_full("verify")?;
+    let storage = vault.storage();
+    let mut out: Vec<Damage> = storage
+        .list(Kind::Session)?
+        .par_iter()
+        .filter_map(|o| {
+            crate::session::check_object(&**storage, secret, &o.name)
+                .err()
+                .map(|reason| Damage {
+                    object: Handle::new(Kind::Session, &o.name).path(),
+                    reason,
+                })
+        })
+        .collect();
+    out.extend(
+        crate::gc::check_all(vault)?
+            .into_iter()
+            .map(|(object, reason)| Damage { object, reason }),
+    );
+    if let Err(e) = crate::protect::history(vault) {
+        match e {
+            Error::Damaged { object, reason } => out.push(Damage { object, reason }),
+            e => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// The error for a vault found damaged by `verify`.
 pub fn damaged_error(report: &Report) -> Error {
-    Error::damaged(
-        format!("{} object(s)", report.problems.len()),
-        format!("{} recovery point(s) affected", report.affected.len()),
-    )
+    let what = if report.problems.is_empty() {
+        "the vault".to_string()
+    } else {
+        format!("{} object(s)", report.problems.len())
+    };
+    let mut why = format!("{} recovery point(s) affected", report.affected.len());
+    if report.index_needs_repair {
+        why.push_str("; run `holdfast repair index`");
+    }
+    Error::damaged(what, why)
 }

@@ -54,6 +54,7 @@ fn backup(vault: &Vault, src: &Path) -> Result<Id> {
         errors: vec![],
         summary: Summary::default(),
         program: "test".into(),
+        copied_from: None,
     })
 }
 

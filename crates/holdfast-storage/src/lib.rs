@@ -16,6 +16,9 @@
 //! * **Durable.** When `create` returns `Ok`, the object survives a crash of the process and of
 //!   the machine (local: data and directory entry are fsynced).
 //! * **Idempotent deletes.** [`Storage::delete`] of a missing object succeeds.
+//! * **Linearizable create and list.** An object whose `create` returned before a `list` of
+//!   its kind began appears in that listing. (Garbage collection relies on this: a writer's
+//!   session marker and a pruner's deletion notice cannot both miss each other.)
 //! * **Errors say what they mean.** A missing object is [`ErrorKind::NotFound`]; a condition
 //!   that a retry may cure (timeouts, throttling, 5xx) is [`ErrorKind::Transient`]; anything
 //!   else is [`ErrorKind::Permanent`] or [`ErrorKind::PermissionDenied`].
@@ -44,16 +47,25 @@ pub enum Kind {
     Index,
     /// Recovery-point manifests (`points/<name>`).
     Point,
+    /// Session markers of running commands (`sessions/<name>`), for safe garbage collection.
+    Session,
+    /// Deletion notices of garbage collection (`gc/<name>`).
+    Notice,
+    /// The vault's protection records: vault lock and legal holds (`policy/<name>`).
+    Policy,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Config,
         Kind::Key,
         Kind::Pack,
         Kind::Index,
         Kind::Point,
+        Kind::Session,
+        Kind::Notice,
+        Kind::Policy,
     ];
 
     /// The folder of this kind inside the vault.
@@ -64,6 +76,9 @@ impl Kind {
             Kind::Pack => "packs",
             Kind::Index => "index",
             Kind::Point => "points",
+            Kind::Session => "sessions",
+            Kind::Notice => "gc",
+            Kind::Policy => "policy",
         }
     }
 }

@@ -81,7 +81,7 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             }
         }
         if report.index_needs_repair {
-            println!("an index object is damaged; the index needs repair");
+            println!("the index needs repair: run `holdfast repair index`");
         }
         println!(
             "{}",

@@ -41,7 +41,21 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
             "nothing to back up: give paths, or --stdin".into(),
         ));
     }
-    let vault = ctx.open()?;
+    let (vault, session) = ctx.open_with_session("backup", true)?;
+    let result = run(ctx, &a, &vault, session.as_ref(), time_ns);
+    if let Some(s) = session {
+        s.end();
+    }
+    result
+}
+
+fn run(
+    ctx: &Ctx,
+    a: &BackupArgs,
+    vault: &holdfast_engine::Vault,
+    session: Option<&holdfast_engine::session::Session>,
+    time_ns: i64,
+) -> Result<i32> {
     let start = Instant::now();
     let source: Box<dyn Source> = if a.stdin {
         Box::new(StreamSource::new(&a.stdin_name, std::io::stdin())?)
@@ -80,7 +94,7 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
     } else {
         1
     };
-    let (captured, stats) = with_writer(&vault, uploaders, |w| source.capture(w, &progress))?;
+    let (captured, stats) = with_writer(vault, uploaders, |w| source.capture(w, &progress))?;
     pb.finish_and_clear();
     let mut summary = captured.summary.clone();
     summary.blobs_added = stats.blobs_added;
@@ -105,7 +119,12 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
         errors: captured.errors.clone(),
         summary: summary.clone(),
         program: format!("holdfast {}", env!("CARGO_PKG_VERSION")),
+        copied_from: None,
     };
+    // Commit: from here a prune can no longer declare this run abandoned.
+    if let Some(s) = session {
+        s.claim_commit()?;
+    }
     let id = vault.save_point(&manifest)?;
     for w in &captured.warnings {
         eprintln!("holdfast: warning: {w}");

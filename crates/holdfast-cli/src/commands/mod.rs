@@ -2,15 +2,19 @@
 
 mod admin;
 mod backup;
+mod copy;
+mod lifecycle;
+mod protect;
 mod read;
 
 use std::sync::Arc;
 
+use holdfast_engine::session::{Session, SessionInfo};
 use holdfast_engine::{Error, LockedVault, Origin, Result, Vault};
 use holdfast_storage::Storage;
 use holdfast_storage::url::{Location, S3Options};
 
-use crate::cli::{Cli, Command, KeyCommand};
+use crate::cli::{Cli, Command, KeyCommand, RepairCommand};
 use crate::secrets::{self, Secret};
 
 /// Run a parsed command line.
@@ -31,6 +35,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             KeyCommand::Passwd => admin::key_passwd(&ctx),
             KeyCommand::CreateBackupOnly { output } => admin::key_backup_only(&ctx, &output),
         },
+        Command::Forget(a) => lifecycle::forget(&ctx, a),
+        Command::Prune(a) => lifecycle::prune(&ctx, a),
+        Command::Repair(RepairCommand::Index) => lifecycle::repair_index(&ctx),
+        Command::Copy(a) => copy::copy(&ctx, a),
+        Command::Lock(l) => protect::lock(&ctx, l),
+        Command::Hold(h) => protect::hold(&ctx, h),
     }
 }
 
@@ -71,12 +81,78 @@ impl Ctx {
 
     /// Open and unlock the vault, and load its index.
     pub fn open(&self) -> Result<Vault> {
-        let storage = self.storage()?;
-        let locked = LockedVault::open(storage)?;
-        let vault = match secrets::unlock_secret()? {
-            Secret::Passphrase(p) => locked.unlock_passphrase(&p)?,
-            Secret::KeyFile(m) => locked.unlock_material(m)?,
-        };
+        let vault = self.unlock()?;
+        load_index(&vault)?;
+        Ok(vault)
+    }
+
+    /// Open and unlock the vault without loading the index.
+    pub fn unlock(&self) -> Result<Vault> {
+        unlock_at(self.storage()?, "HOLDFAST")
+    }
+
+    /// Open the vault, start a session for `purpose`, then load the index (in that order,
+    /// docs/format.md 13.2). With `required` false (readers), a session that cannot be
+    /// written (read-only credentials) is skipped with a note.
+    pub fn open_with_session(
+        &self,
+        purpose: &str,
+        required: bool,
+    ) -> Result<(Vault, Option<Session>)> {
+        let vault = self.unlock()?;
+        let session = start_session(&vault, purpose, required)?;
+        load_index(&vault)?;
+        Ok((vault, session))
+    }
+
+    /// S3 options for another vault (copy destination).
+    pub fn s3_with(&self, endpoint: Option<String>, region: Option<String>) -> S3Options {
+        let mut o = self.s3.clone();
+        if endpoint.is_some() {
+            o.endpoint = endpoint;
+        }
+        if region.is_some() {
+            o.region = region;
+        }
+        o
+    }
+
+    /// Print a JSON document.
+    pub fn print_json(&self, v: &serde_json::Value) {
+        println!("{v}");
+    }
+}
+
+/// Unlock the vault in `storage` with the secret from `PREFIX_*` variables.
+pub fn unlock_at(storage: Arc<dyn Storage>, prefix: &str) -> Result<Vault> {
+    let locked = LockedVault::open(storage)?;
+    Ok(match secrets::unlock_secret_prefixed(prefix)? {
+        Secret::Passphrase(p) => locked.unlock_passphrase(&p)?,
+        Secret::KeyFile(m) => locked.unlock_material(m)?,
+    })
+}
+
+/// Start a session on `vault`.
+pub fn start_session(vault: &Vault, purpose: &str, required: bool) -> Result<Option<Session>> {
+    let info = SessionInfo {
+        purpose: purpose.to_string(),
+        host: holdfast_sources::meta::hostname(),
+        pid: std::process::id(),
+        started: origin().now,
+    };
+    match vault.start_session(&info) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if !required && matches!(e.kind(), holdfast_engine::ErrorKind::Storage) => {
+            tracing::info!("no session marker ({e}); a concurrent prune cannot see this {purpose}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Load the index, warning about damaged index objects.
+pub fn load_index(vault: &Vault) -> Result<()> {
+    {
         let damage = vault.load_index()?;
         for d in damage {
             eprintln!(
@@ -84,13 +160,8 @@ impl Ctx {
                 d.object, d.reason
             );
         }
-        Ok(vault)
     }
-
-    /// Print a JSON document.
-    pub fn print_json(&self, v: &serde_json::Value) {
-        println!("{v}");
-    }
+    Ok(())
 }
 
 /// Who and when, for new objects.
@@ -103,4 +174,18 @@ pub fn origin() -> Origin {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0),
     }
+}
+
+/// Now, Unix nanoseconds.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// `user@host`, for recorded events.
+pub fn by() -> String {
+    let o = origin();
+    format!("{}@{}", o.user, o.host)
 }

@@ -187,13 +187,21 @@ pub fn dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
 }
 
 pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
-    let vault = ctx.open()?;
+    let (vault, session) = ctx.open_with_session("restore", false)?;
+    let r = restore_in(ctx, a, &vault);
+    if let Some(s) = session {
+        s.end();
+    }
+    r
+}
+
+fn restore_in(ctx: &Ctx, a: RestoreArgs, vault: &holdfast_engine::Vault) -> Result<i32> {
     let (id, m) = vault.find_point(&a.point)?;
     let includes = Includes::new(&a.includes)?;
     let pb = output::progress(ctx.json, ctx.quiet, "restore");
     let progress = |n: u64| pb.inc(n);
     let start = std::time::Instant::now();
-    let r = restore::restore(&vault, &m.root, &a.target, &includes, &progress)?;
+    let r = restore::restore(vault, &m.root, &a.target, &includes, &progress)?;
     pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     for d in &r.damaged {
