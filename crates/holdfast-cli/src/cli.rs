@@ -182,6 +182,9 @@ pub enum LockCommand {
     },
     /// Show the vault lock, the holds and the history of changes.
     Show,
+    /// Make the storage enforce the lock (S3 Object Lock): extend the retention of every
+    /// object a point needs (also done by `lock set` and `prune`).
+    Apply,
     /// Remove the vault lock (governance: needs --bypass-governance; compliance: only
     /// during the cooling-off period).
     Remove {

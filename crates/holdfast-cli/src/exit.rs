@@ -1,4 +1,4 @@
-//! Exit codes (documented in docs/exit-codes.md and the README) and error rendering.
+//! Exit codes (documented in the README and docs/user-guide.md) and error rendering.
 
 use holdfast_engine::{Error, ErrorKind};
 

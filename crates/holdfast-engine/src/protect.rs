@@ -10,6 +10,7 @@
 
 use holdfast_retention::{add_span, parse_span};
 use holdfast_storage::{ErrorKind as SK, Handle, Kind};
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -332,6 +333,118 @@ pub fn protected(
         )),
         LockMode::Governance => None,
     }
+}
+
+/// What [`apply_retention`] did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RetentionReport {
+    /// Whether the storage enforces retention (S3 with Object Lock on the bucket).
+    pub supported: bool,
+    /// The bucket's default retention for new objects, in days.
+    pub default_days: Option<u32>,
+    /// Why the bucket's default retention could not be set (then only existing objects are
+    /// retained by this call; set the default on the bucket yourself).
+    pub default_error: Option<String>,
+    /// Objects whose storage retention was set or confirmed.
+    pub objects: usize,
+    /// The latest retain-until date applied, Unix seconds.
+    pub latest_until: Option<i64>,
+}
+
+/// Make the storage enforce the vault lock (S3 Object Lock): the bucket's default retention
+/// covers every new object; each point, each pack and index object a point needs, the config
+/// and the protection records get a retain-until of at least the points' retain-until
+/// dates. Extends, never shortens. Does nothing without a lock or on storage without
+/// retention.
+pub fn apply_retention(vault: &Vault, state: &Protection, now_ns: i64) -> Result<RetentionReport> {
+    use std::collections::{HashMap, HashSet};
+
+    use rayon::prelude::*;
+
+    use crate::id::Id;
+    use crate::tree::NodeKind;
+
+    let mut report = RetentionReport::default();
+    let Some(lock) = &state.lock else {
+        return Ok(report);
+    };
+    let storage = vault.storage();
+    if !storage.retention_supported()? {
+        return Ok(report);
+    }
+    report.supported = true;
+    let mode = match lock.mode {
+        LockMode::Governance => holdfast_storage::RetentionMode::Governance,
+        LockMode::Compliance => holdfast_storage::RetentionMode::Compliance,
+    };
+    let secs = |ns: i64| ns.div_euclid(1_000_000_000);
+    let days = ((lock.retain_until(now_ns) - now_ns).max(0) as f64 / 86_400e9).ceil() as u32;
+    let days = days.max(1);
+    match storage.set_default_retention(mode, days) {
+        Ok(()) => report.default_days = Some(days),
+        Err(e) => report.default_error = Some(e.to_string()),
+    }
+
+    vault.load_index()?;
+    let (mut points, _) = vault.list_points()?;
+    points.sort_by_key(|(_, m)| std::cmp::Reverse(lock.retain_until(m.time_ns)));
+    // Walk newest retain-until first: a tree already seen was reached from a point that
+    // needs it at least as long, so it is not walked again.
+    let mut until: HashMap<Handle, i64> = HashMap::new();
+    let mut seen: HashSet<Id> = HashSet::new();
+    let mut pack_until: HashMap<Id, i64> = HashMap::new();
+    for (id, m) in &points {
+        let u = secs(lock.retain_until(m.time_ns));
+        if u <= secs(now_ns) {
+            continue;
+        }
+        until.insert(Handle::new(Kind::Point, id.to_hex()), u);
+        let mut blobs: Vec<Id> = Vec::new();
+        let mut stack = vec![m.root];
+        while let Some(t) = stack.pop() {
+            if !seen.insert(t) {
+                continue;
+            }
+            blobs.push(t);
+            let tree = vault.load_tree(&t)?;
+            for n in &tree.nodes {
+                match &n.kind {
+                    NodeKind::Dir { subtree } => stack.push(*subtree),
+                    NodeKind::File { content, .. } => blobs.extend(content.iter().copied()),
+                    NodeKind::Symlink { .. } => {}
+                }
+            }
+        }
+        let idx = vault.index();
+        for b in blobs {
+            if let Some((p, _)) = idx.get(&b) {
+                pack_until.entry(p.id).or_insert(u);
+            }
+        }
+    }
+    let (objects, _, _) = vault.read_index_objects()?;
+    for (name, packs) in &objects {
+        if let Some(u) = packs.iter().filter_map(|p| pack_until.get(&p.id)).max() {
+            until.insert(Handle::new(Kind::Index, name), *u);
+        }
+    }
+    for (p, u) in pack_until {
+        until.insert(Handle::new(Kind::Pack, p.to_hex()), u);
+    }
+    let latest = until.values().copied().max();
+    if let Some(l) = latest {
+        until.insert(Handle::config(), l);
+        for o in storage.list(Kind::Policy)? {
+            until.insert(Handle::new(Kind::Policy, o.name), l);
+        }
+    }
+    let items: Vec<(Handle, i64)> = until.into_iter().collect();
+    items
+        .par_iter()
+        .try_for_each(|(h, u)| storage.retain(h, mode, *u))?;
+    report.objects = items.len();
+    report.latest_until = latest;
+    Ok(report)
 }
 
 #[cfg(test)]

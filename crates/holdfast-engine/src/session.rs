@@ -58,7 +58,7 @@ pub fn object_name(sid: &str, seq: u32) -> String {
 
 /// Split a listed session object name into (sid, seq).
 pub fn parse_name(name: &str) -> Option<(&str, u32)> {
-    if name.len() != 40 {
+    if name.len() != 40 || !name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     let (sid, seq) = name.split_at(32);

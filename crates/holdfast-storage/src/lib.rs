@@ -29,6 +29,7 @@ pub mod fault;
 pub mod local;
 pub mod memory;
 pub mod s3;
+mod s3_lock;
 pub mod testsuite;
 pub mod url;
 
@@ -241,6 +242,48 @@ pub trait Storage: Send + Sync {
 
     /// Make the location ready for a new vault (create the folder). Idempotent.
     fn prepare(&self) -> Result<()>;
+
+    /// Whether the storage itself can refuse deletion until a date (S3 Object Lock on the
+    /// bucket). Backends without such a feature answer `false`.
+    fn retention_supported(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Protect an existing object from deletion and overwrite, by the storage itself, until
+    /// `until` (Unix seconds). Never shortens an existing retention: a later date than the
+    /// requested one is left as is. Idempotent.
+    fn retain(&self, handle: &Handle, mode: RetentionMode, until: i64) -> Result<()> {
+        let _ = (mode, until);
+        Err(StorageError::new(
+            ErrorKind::Permanent,
+            "retain",
+            handle.path(),
+            self.location(),
+            "this storage has no object retention",
+        ))
+    }
+
+    /// Make the storage apply `mode` retention for `days` to every object created from now on
+    /// (S3: the bucket's default Object Lock retention; it covers the whole bucket).
+    fn set_default_retention(&self, mode: RetentionMode, days: u32) -> Result<()> {
+        let _ = (mode, days);
+        Err(StorageError::new(
+            ErrorKind::Permanent,
+            "retain",
+            "",
+            self.location(),
+            "this storage has no object retention",
+        ))
+    }
+}
+
+/// Storage-enforced retention modes (as in S3 Object Lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionMode {
+    /// Users with a special permission may shorten or remove the retention.
+    Governance,
+    /// Nobody, not even the account root, can shorten or remove it.
+    Compliance,
 }
 
 impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
@@ -270,6 +313,15 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn prepare(&self) -> Result<()> {
         (**self).prepare()
+    }
+    fn retention_supported(&self) -> Result<bool> {
+        (**self).retention_supported()
+    }
+    fn retain(&self, handle: &Handle, mode: RetentionMode, until: i64) -> Result<()> {
+        (**self).retain(handle, mode, until)
+    }
+    fn set_default_retention(&self, mode: RetentionMode, days: u32) -> Result<()> {
+        (**self).set_default_retention(mode, days)
     }
 }
 

@@ -18,6 +18,8 @@ pub struct S3Storage {
     rt: tokio::runtime::Runtime,
     location: String,
     endpoint: String,
+    prefix: String,
+    lock: crate::s3_lock::LockClient,
 }
 
 fn env(names: &[&str]) -> Option<String> {
@@ -47,6 +49,9 @@ impl S3Storage {
             .bucket(bucket)
             .root(&format!("/{prefix}"))
             .region(&region)
+            // Content-MD5 on every PUT: integrity in transit, and required by buckets with a
+            // default Object Lock retention.
+            .checksum_algorithm("md5")
             .disable_config_load()
             .disable_ec2_metadata();
         let endpoint = opts
@@ -68,6 +73,15 @@ impl S3Storage {
             .secret_access_key
             .clone()
             .or_else(|| env(&["AWS_SECRET_ACCESS_KEY"]));
+        let credential = match (&id, &secret) {
+            (Some(id), Some(secret)) => Some(reqsign_aws_v4::Credential {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+                session_token: env(&["AWS_SESSION_TOKEN"]),
+                expires_in: None,
+            }),
+            _ => None,
+        };
         match (id, secret) {
             (Some(id), Some(secret)) => {
                 b = b.access_key_id(&id).secret_access_key(&secret);
@@ -97,11 +111,24 @@ impl S3Storage {
             .thread_name("holdfast-s3")
             .build()
             .map_err(|e| cfg_err(format!("cannot start the I/O runtime: {e}")))?;
+        let lock = crate::s3_lock::LockClient {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .map_err(|e| cfg_err(e.to_string()))?,
+            signer: reqsign_aws_v4::RequestSigner::new("s3", &region),
+            credential,
+            endpoint: endpoint.clone(),
+            bucket: bucket.to_string(),
+            location: location.clone(),
+        };
         Ok(S3Storage {
             op,
             rt,
             location,
             endpoint,
+            prefix: prefix.trim_matches('/').to_string(),
+            lock,
         })
     }
 
@@ -280,6 +307,23 @@ impl Storage for S3Storage {
                 e => Err(e),
             },
         }
+    }
+
+    fn retention_supported(&self) -> Result<bool> {
+        self.rt.block_on(self.lock.enabled())
+    }
+
+    fn retain(&self, handle: &Handle, mode: crate::RetentionMode, until: i64) -> Result<()> {
+        let key = if self.prefix.is_empty() {
+            handle.path()
+        } else {
+            format!("{}/{}", self.prefix, handle.path())
+        };
+        self.rt.block_on(self.lock.retain(&key, mode, until))
+    }
+
+    fn set_default_retention(&self, mode: crate::RetentionMode, days: u32) -> Result<()> {
+        self.rt.block_on(self.lock.set_default(mode, days))
     }
 
     fn prepare(&self) -> Result<()> {

@@ -102,6 +102,60 @@ impl Moto {
         assert!(st.success(), "create bucket {name}");
     }
 
+    /// Run curl against moto with the test credentials' auth header.
+    fn curl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("curl")
+            .arg("-H")
+            .arg(AUTH)
+            .args(args)
+            .output()
+            .expect("curl")
+    }
+
+    /// Create a bucket with S3 Object Lock enabled (and therefore versioning).
+    pub fn create_locked_bucket(&self, name: &str) {
+        let url = format!("{}/{name}", self.endpoint);
+        let o = self.curl(&[
+            "-sf",
+            "-H",
+            "x-amz-bucket-object-lock-enabled: true",
+            "-X",
+            "PUT",
+            &url,
+        ]);
+        assert!(o.status.success(), "create locked bucket {name}");
+    }
+
+    /// The version ids of `key` (newest first), through the S3 API.
+    pub fn versions(&self, bucket: &str, key: &str) -> Vec<String> {
+        let o = self.curl(&[
+            "-sf",
+            &format!("{}/{bucket}?versions&prefix={key}", self.endpoint),
+        ]);
+        let body = String::from_utf8_lossy(&o.stdout);
+        body.split("<Version>")
+            .skip(1)
+            .filter(|v| v.contains(&format!("<Key>{key}</Key>")))
+            .filter_map(|v| v.split("<VersionId>").nth(1)?.split("</VersionId>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Ask the server to delete one version of an object; returns the HTTP status and body.
+    pub fn delete_version(&self, bucket: &str, key: &str, version: &str) -> (u16, String) {
+        let url = format!("{}/{bucket}/{key}?versionId={version}", self.endpoint);
+        let o = self.curl(&["-s", "-X", "DELETE", "-w", "\\n%{http_code}", &url]);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// An object's headers as the server reports them (`x-amz-object-lock-*` among them).
+    pub fn head(&self, bucket: &str, key: &str) -> String {
+        let o = self.curl(&["-sI", &format!("{}/{bucket}/{key}", self.endpoint)]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     /// List object keys of a bucket with sizes, through the S3 API (independently of holdfast).
     pub fn list_keys(&self, bucket: &str) -> Vec<String> {
         let out = Command::new("curl")

@@ -198,6 +198,13 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     };
     let r = prune::prune(&vault, &opts, &info, &log)?;
     print_prune(ctx, &r);
+    if !a.dry_run {
+        // Extend storage retention (S3 Object Lock) to the points made since the last run.
+        let st = protect::current(&vault)?;
+        if st.lock.is_some() {
+            super::protect::apply(ctx, &vault, &st, now_ns())?;
+        }
+    }
     Ok(exit::OK)
 }
 

@@ -4,7 +4,7 @@ mod admin;
 mod backup;
 mod copy;
 mod lifecycle;
-mod protect;
+pub mod protect;
 mod read;
 
 use std::sync::Arc;

@@ -54,6 +54,14 @@ pub fn lock(ctx: &Ctx, c: LockCommand) -> Result<i32> {
                 Ok((next, action))
             })?;
             print_state(ctx, &st, now);
+            apply(ctx, &vault, &st, now)?;
+        }
+        LockCommand::Apply => {
+            let st = protect::current(&vault)?;
+            if st.lock.is_none() {
+                return Err(Error::Input("the vault has no lock".into()));
+            }
+            apply(ctx, &vault, &st, now)?;
         }
         LockCommand::Show => {
             let hist = protect::history(&vault)?;
@@ -84,6 +92,41 @@ pub fn lock(ctx: &Ctx, c: LockCommand) -> Result<i32> {
         }
     }
     Ok(exit::OK)
+}
+
+/// Apply the lock as storage retention (S3 Object Lock) and say what happened.
+pub fn apply(
+    ctx: &Ctx,
+    vault: &holdfast_engine::Vault,
+    st: &protect::Protection,
+    now: i64,
+) -> Result<()> {
+    let r = protect::apply_retention(vault, st, now)?;
+    if ctx.json || ctx.quiet || st.lock.is_none() {
+        return Ok(());
+    }
+    if r.supported {
+        println!(
+            "storage retention: {} objects retained{}",
+            r.objects,
+            r.latest_until
+                .map(|u| format!(" (latest until {})", output::time_short(u)))
+                .unwrap_or_default(),
+        );
+        match (&r.default_days, &r.default_error) {
+            (Some(d), _) => println!("new objects get {d} days by the bucket's default retention"),
+            (None, Some(e)) => eprintln!(
+                "holdfast: warning: could not set the bucket's default retention ({e}); \
+                 set it on the bucket, or run `holdfast lock apply` after backups"
+            ),
+            _ => {}
+        }
+    } else {
+        println!(
+            "storage retention: not available here (enforced by holdfast only; use an S3 bucket with Object Lock for storage-enforced retention)"
+        );
+    }
+    Ok(())
 }
 
 fn print_state(ctx: &Ctx, st: &protect::Protection, now: i64) {
