@@ -440,6 +440,7 @@ fn copy_local_to_s3_and_back_restores_without_the_source() {
         .push(("HOLDFAST_PASSPHRASE".into(), "second vault".into()));
     let r = copy_all(&s3_src_pw, back.to_str().unwrap());
     assert_eq!(r["copied"].as_array().unwrap().len(), 2, "{r}");
+    drop(moto); // the S3 source is gone with its server (moto keeps objects in memory)
     check_copies(&back_env, &[d], 2);
 }
 
@@ -575,4 +576,61 @@ fn s3_object_lock_makes_the_server_refuse_deletion() {
     // holdfast's own view is intact.
     let v = env.json(&["verify", "--read-data"]);
     assert_eq!(v["ok"], true, "{v}");
+}
+
+/// A backup that stalls (SIGSTOP) while a prune deletes data it deduplicated against is
+/// declared abandoned; when it resumes it must fail at its commit claim instead of writing a
+/// point with missing data.
+#[test]
+fn a_stalled_backup_declared_abandoned_cannot_commit() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let mut env = Env::new();
+    env.extra_env = vec![("HOLDFAST_HEARTBEAT_SECS".into(), "0.2".into())];
+    env.init();
+    let bait = env.path("bait");
+    write_gen(&bait, 4242, 4, 1_000_000);
+    let b = env.json(&["backup", bait.to_str().unwrap()]);
+    env.ok(&["forget", &b["point"].as_str().unwrap()[..16]]);
+    // The new backup holds the bait's files (deduplicated) and a lot of new data.
+    let d = env.path("big");
+    std::fs::create_dir_all(&d).unwrap();
+    for f in std::fs::read_dir(&bait).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, d.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(d.join("zz-large.bin"), random_bytes(99, 64 << 20)).unwrap();
+    let sessions = Path::new(&env.vault).join("sessions");
+    let before = std::fs::read_dir(&sessions).map_or(0, |r| r.count());
+    let child = env
+        .std_cmd()
+        .args(["--json", "backup", d.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = Pid::from_raw(child.id() as i32);
+    // Let it start its session and load the index, then freeze it.
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&sessions).map_or(0, |r| r.count()) <= before {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let p = env.json(&["prune", "--abandon-after", "1s", "--max-wait", "20s"]);
+    assert_eq!(p["abandoned_sessions"].as_array().unwrap().len(), 1, "{p}");
+    assert!(p["deleted_packs"].as_u64().unwrap() > 0, "{p}");
+    kill(pid, Signal::SIGCONT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("declared this run abandoned"), "{}", stderr(&o));
+    assert!(ids(&env).is_empty());
+    let v = env.json(&["verify", "--read-data"]);
+    assert_eq!(v["ok"], true, "{v}");
+    // Run again: it completes and restores.
+    env.ok(&["backup", d.to_str().unwrap()]);
+    let t = env.path("out");
+    env.ok(&["restore", "latest", "--target", t.to_str().unwrap()]);
+    assert_same_tree(&d, &restored(&t, &d));
 }

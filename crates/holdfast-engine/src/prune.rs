@@ -244,6 +244,9 @@ pub fn prune(
     report.condemned_packs = condemned.len();
     report.condemned_bytes = condemned.iter().map(|c| c.1).sum();
     if opts.dry_run || condemned.is_empty() {
+        if !opts.dry_run {
+            cleanup_sessions(vault, &own_id, &report)?;
+        }
         if let Some(s) = own {
             s.end();
         }
@@ -416,8 +419,8 @@ fn wait_for_sessions(
             let Some(s) = states.get(sid) else {
                 continue; // cleaned up: it had ended
             };
-            if s.ended {
-                continue;
+            if s.ended || (s.claimed && claim_of(vault, sid).as_deref() == Some(b"abandon".as_slice())) {
+                continue; // over, or declared abandoned (it can never commit)
             }
             let now = Instant::now();
             let e = seen.entry(sid.clone()).or_insert((s.beat, now));
@@ -426,10 +429,6 @@ fn wait_for_sessions(
             }
             if now.duration_since(e.1) >= opts.abandon_after {
                 if s.claimed {
-                    let h = Handle::new(Kind::Session, session::object_name(sid, session::CLAIM));
-                    if storage.read(&h).map(|b| b == b"abandon").unwrap_or(false) {
-                        continue;
-                    }
                     // Claimed commit, then went silent: it has written its manifest or
                     // died. (The residual risk is in docs/format.md 13.2.)
                     report.abandoned_sessions.push(sid.clone());
@@ -646,7 +645,20 @@ fn unindexed_entries(vault: &Vault, id: &Id, size: u64) -> Vec<Id> {
     }
 }
 
-/// Delete the objects of sessions that are over, once no notice needs them.
+/// The content of a session's claim object, if readable.
+fn claim_of(vault: &Vault, sid: &str) -> Option<Vec<u8>> {
+    vault
+        .storage()
+        .read(&Handle::new(
+            Kind::Session,
+            session::object_name(sid, session::CLAIM),
+        ))
+        .ok()
+}
+
+/// Delete the objects of sessions that are over, once no notice needs them. The `abandon`
+/// claim of a session that has not ended is kept: it is what stops that session from ever
+/// committing, should it only have stalled.
 fn cleanup_sessions(vault: &Vault, own: &str, report: &PruneReport) -> Result<()> {
     if !report.pending.is_empty() || !gc::list_notices(vault)?.is_empty() {
         return Ok(());
@@ -656,22 +668,18 @@ fn cleanup_sessions(vault: &Vault, own: &str, report: &PruneReport) -> Result<()
         if sid == own {
             continue;
         }
-        let over = s.ended
-            || report.abandoned_sessions.contains(&sid)
-            || (s.claimed
-                && storage
-                    .read(&Handle::new(
-                        Kind::Session,
-                        session::object_name(&sid, session::CLAIM),
-                    ))
-                    .map(|b| b == b"abandon")
-                    .unwrap_or(false));
-        if over {
-            let mut objects = s.objects.clone();
-            objects.sort(); // the end marker (ffffffff) last
-            for o in &objects {
-                storage.delete(&Handle::new(Kind::Session, o))?;
-            }
+        let abandoned =
+            s.claimed && claim_of(vault, &sid).as_deref() == Some(b"abandon".as_slice());
+        let over = s.ended || abandoned || report.abandoned_sessions.contains(&sid);
+        if !over {
+            continue;
+        }
+        let keep_claim = abandoned && !s.ended;
+        let claim = session::object_name(&sid, session::CLAIM);
+        let mut objects = s.objects.clone();
+        objects.sort(); // the end marker (ffffffff) last
+        for o in objects.iter().filter(|o| !(keep_claim && **o == claim)) {
+            storage.delete(&Handle::new(Kind::Session, o))?;
         }
     }
     Ok(())
