@@ -624,7 +624,11 @@ fn a_stalled_backup_declared_abandoned_cannot_commit() {
     kill(pid, Signal::SIGCONT).unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("declared this run abandoned"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("declared this run abandoned"),
+        "{}",
+        stderr(&o)
+    );
     assert!(ids(&env).is_empty());
     let v = env.json(&["verify", "--read-data"]);
     assert_eq!(v["ok"], true, "{v}");

@@ -419,7 +419,9 @@ fn wait_for_sessions(
             let Some(s) = states.get(sid) else {
                 continue; // cleaned up: it had ended
             };
-            if s.ended || (s.claimed && claim_of(vault, sid).as_deref() == Some(b"abandon".as_slice())) {
+            if s.ended
+                || (s.claimed && claim_of(vault, sid).as_deref() == Some(b"abandon".as_slice()))
+            {
                 continue; // over, or declared abandoned (it can never commit)
             }
             let now = Instant::now();
