@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 /// holdfast — encrypted, deduplicated, verifiable backups of files, streams and databases.
 #[derive(Debug, Parser)]
@@ -232,15 +232,34 @@ pub enum RepairCommand {
 
 /// `backup`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").args(["paths", "stdin", "postgres", "mysql", "sqlite", "command"]).multiple(false)))]
 pub struct BackupArgs {
     /// Files and folders to back up.
     pub paths: Vec<PathBuf>,
     /// Back up standard input as one file instead of paths.
-    #[arg(long, conflicts_with = "paths")]
+    #[arg(long)]
     pub stdin: bool,
-    /// The file name standard input is stored as.
-    #[arg(long, requires = "stdin", default_value = "stdin")]
+    /// The file name standard input (or --command's output) is stored as.
+    #[arg(long, default_value = "stdin")]
     pub stdin_name: String,
+    /// Back up PostgreSQL databases (pg_dump per database + globals) from this URL
+    /// (postgresql://user[:pass]@host:port/db; the password goes to the tools by env).
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// With --postgres or --mysql: only this database (repeatable; default: all).
+    #[arg(long = "database", value_name = "NAME")]
+    pub databases: Vec<String>,
+    /// Back up MariaDB/MySQL (mariadb-dump --single-transaction) from this URL
+    /// (mysql://user[:pass]@host:port/db or ?socket=PATH).
+    #[arg(long, value_name = "URL")]
+    pub mysql: Option<String>,
+    /// Back up a live SQLite database through its online backup API.
+    #[arg(long, value_name = "FILE")]
+    pub sqlite: Option<PathBuf>,
+    /// Back up a program's standard output as one file (--stdin-name names it), e.g. a
+    /// user-directory export; a non-zero exit fails the point.
+    #[arg(long, value_name = "COMMAND")]
+    pub command: Option<String>,
     /// The resource this point protects (default: the paths, or stdin:NAME).
     #[arg(long)]
     pub resource: Option<String>,
@@ -264,6 +283,9 @@ pub struct BackupArgs {
 /// `points`.
 #[derive(Debug, Args)]
 pub struct PointsArgs {
+    /// Also show each point's source facts (server and tool versions, what a restore needs).
+    #[arg(long, short)]
+    pub long: bool,
     /// Only points of this resource.
     #[arg(long)]
     pub resource: Option<String>,
@@ -295,12 +317,34 @@ pub struct DumpArgs {
 
 /// `restore`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("to").args(["target", "to_postgres", "to_mysql", "to_sqlite", "to_command"]).required(true).multiple(false)))]
 pub struct RestoreArgs {
     /// Point: an id prefix, `latest` or `latest:RESOURCE`.
     pub point: String,
     /// Folder to restore into (created if missing).
     #[arg(long)]
-    pub target: PathBuf,
+    pub target: Option<PathBuf>,
+    /// Restore a PostgreSQL point into this server (new or empty databases; pg_restore).
+    #[arg(long, value_name = "URL")]
+    pub to_postgres: Option<String>,
+    /// Restore a MariaDB/MySQL point into this server.
+    #[arg(long, value_name = "URL")]
+    pub to_mysql: Option<String>,
+    /// Restore a SQLite point to this file (must not exist) and run integrity_check.
+    #[arg(long, value_name = "FILE")]
+    pub to_sqlite: Option<PathBuf>,
+    /// Pipe the point's file into this program's standard input.
+    #[arg(long, value_name = "COMMAND")]
+    pub to_command: Option<String>,
+    /// With --to-postgres: only this database (repeatable).
+    #[arg(long = "database", value_name = "NAME")]
+    pub databases: Vec<String>,
+    /// With --to-postgres and one database: restore it under this name.
+    #[arg(long, value_name = "NAME")]
+    pub as_database: Option<String>,
+    /// With --to-postgres: parallel pg_restore jobs.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
     /// Only restore paths matching this glob (repeatable).
     #[arg(long = "include")]
     pub includes: Vec<String>,

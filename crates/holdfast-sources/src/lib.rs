@@ -7,9 +7,13 @@
 
 pub mod cache;
 pub mod content;
+pub mod export;
 pub mod files;
 pub mod meta;
+pub mod mysql;
+pub mod postgres;
 pub mod restore;
+pub mod sqlite;
 pub mod stream;
 
 use holdfast_engine::point::Summary;

@@ -38,6 +38,26 @@ impl<R: Read + Send> StreamSource<R> {
     }
 }
 
+/// A regular-file node for a stream stored as `name`, owned by the current user, mode 0600,
+/// mtime now.
+pub fn file_node(name: &str, size: u64, content: Vec<holdfast_engine::Id>) -> Node {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Node {
+        name: name.as_bytes().to_vec(),
+        kind: NodeKind::File { size, content },
+        mode: 0o100600,
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+        user: crate::meta::username(),
+        group: String::new(),
+        mtime_sec: now.as_secs() as i64,
+        mtime_nsec: now.subsec_nanos(),
+        hardlink: None,
+    }
+}
+
 impl<R: Read + Send> Source for StreamSource<R> {
     fn kind(&self) -> &'static str {
         "stdin"
@@ -55,32 +75,31 @@ impl<R: Read + Send> Source for StreamSource<R> {
             .ok_or_else(|| Error::Input("the stream was already read".into()))?;
         let io_err = |e: std::io::Error| Error::io("<stdin>", e);
         let (content, size) = crate::content::store_stream(w, r, None, progress, &io_err)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let node = Node {
-            name: self.name.as_bytes().to_vec(),
-            kind: NodeKind::File { size, content },
-            mode: 0o100600,
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-            user: crate::meta::username(),
-            group: String::new(),
-            mtime_sec: now.as_secs() as i64,
-            mtime_nsec: now.subsec_nanos(),
-            hardlink: None,
-        };
-        let mut tree = Tree { nodes: vec![node] };
-        let root = w.add(BlobType::Tree, &tree.encode())?.0;
-        Ok(Captured {
-            root,
-            summary: Summary {
-                files_new: 1,
-                bytes_read: size,
-                total_size: size,
-                ..Summary::default()
-            },
-            ..Captured::default()
-        })
+        single_file(w, &self.name, size, content, Default::default())
     }
+}
+
+/// A point holding one stored file at its root.
+pub fn single_file(
+    w: &BlobWriter<'_>,
+    name: &str,
+    size: u64,
+    content: Vec<holdfast_engine::Id>,
+    facts: std::collections::BTreeMap<String, String>,
+) -> Result<Captured> {
+    let mut tree = Tree {
+        nodes: vec![file_node(name, size, content)],
+    };
+    let root = w.add(BlobType::Tree, &tree.encode())?.0;
+    Ok(Captured {
+        root,
+        summary: Summary {
+            files_new: 1,
+            bytes_read: size,
+            total_size: size,
+            ..Summary::default()
+        },
+        facts,
+        ..Captured::default()
+    })
 }

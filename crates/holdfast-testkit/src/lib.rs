@@ -1,6 +1,9 @@
 //! Test support shared by holdfast's test suites: a real S3-compatible server (moto) started
 //! on loopback, a comparison of two folder trees with all metadata, and test data.
 
+pub mod mariadb;
+pub mod pg;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;

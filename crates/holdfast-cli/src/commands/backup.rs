@@ -7,8 +7,11 @@ use holdfast_engine::writer::with_writer;
 use holdfast_engine::{Error, Result};
 use holdfast_sources::Source;
 use holdfast_sources::cache::FileCache;
+use holdfast_sources::export::{self, Export, ExportsSource};
 use holdfast_sources::files::{Excludes, FilesSource};
+use holdfast_sources::sqlite::SqliteSource;
 use holdfast_sources::stream::StreamSource;
+use holdfast_sources::{mysql, postgres};
 
 use super::{Ctx, origin};
 use crate::cli::BackupArgs;
@@ -36,9 +39,12 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0),
     };
-    if !a.stdin && a.paths.is_empty() {
+    let other =
+        a.postgres.is_some() || a.mysql.is_some() || a.sqlite.is_some() || a.command.is_some();
+    if !a.stdin && !other && a.paths.is_empty() {
         return Err(Error::Input(
-            "nothing to back up: give paths, or --stdin".into(),
+            "nothing to back up: give paths, --stdin, --postgres, --mysql, --sqlite or --command"
+                .into(),
         ));
     }
     let (vault, session) = ctx.open_with_session("backup", true)?;
@@ -59,6 +65,34 @@ fn run(
     let start = Instant::now();
     let source: Box<dyn Source> = if a.stdin {
         Box::new(StreamSource::new(&a.stdin_name, std::io::stdin())?)
+    } else if let Some(url) = &a.postgres {
+        let conn = postgres::PgConn::parse(url)?;
+        Box::new(postgres::logical_source(&conn, &a.databases)?)
+    } else if let Some(url) = &a.mysql {
+        let conn = mysql::MyConn::parse(url)?;
+        Box::new(mysql::logical_source(&conn, &a.databases)?)
+    } else if let Some(f) = &a.sqlite {
+        Box::new(SqliteSource::new(f)?)
+    } else if let Some(line) = &a.command {
+        let (program, args) = export::split_command(line)?;
+        let name = if a.stdin_name == "stdin" {
+            "command.out".to_string()
+        } else {
+            a.stdin_name.clone()
+        };
+        let mut facts = std::collections::BTreeMap::new();
+        facts.insert("command".into(), line.clone());
+        Box::new(ExportsSource::new(
+            "command",
+            vec![name.clone()],
+            vec![Export {
+                name,
+                program,
+                args,
+                env: vec![],
+            }],
+            facts,
+        )?)
     } else {
         let excludes = Excludes::new(&a.excludes)?;
         // Resolve paths first so the cache key and resource name use absolute paths.
@@ -78,12 +112,10 @@ fn run(
         };
         Box::new(FilesSource::new(&a.paths, excludes, cache)?)
     };
-    let resource = a.resource.clone().unwrap_or_else(|| {
-        if a.stdin {
-            format!("stdin:{}", a.stdin_name)
-        } else {
-            source.paths().join(",")
-        }
+    let resource = a.resource.clone().unwrap_or_else(|| match source.kind() {
+        "stdin" => format!("stdin:{}", a.stdin_name),
+        "files" => source.paths().join(","),
+        kind => format!("{kind}:{}", source.paths().join(",")),
     });
     let pb = output::progress(ctx.json, ctx.quiet, "backup");
     let progress = |n: u64| pb.inc(n);

@@ -6,6 +6,7 @@ mod copy;
 mod lifecycle;
 pub mod protect;
 mod read;
+mod targets;
 
 use std::sync::Arc;
 

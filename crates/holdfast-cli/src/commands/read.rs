@@ -41,23 +41,29 @@ pub fn points(ctx: &Ctx, a: PointsArgs) -> Result<i32> {
         });
     }
     println!(
-        "{:<8}  {:<19}  {:<12}  {:<24}  {:<12}  {:>7}  {:>10}  {:>10}",
-        "ID", "TIME (UTC)", "HOST", "RESOURCE", "TAGS", "FILES", "SIZE", "ADDED"
+        "{:<8}  {:<19}  {:<12}  {:<24}  {:<8}  {:<12}  {:>7}  {:>10}  {:>10}",
+        "ID", "TIME (UTC)", "HOST", "RESOURCE", "SOURCE", "TAGS", "FILES", "SIZE", "ADDED"
     );
     for (id, m) in &sel {
         let s = &m.summary;
         println!(
-            "{:<8}  {:<19}  {:<12}  {:<24}  {:<12}  {:>7}  {:>10}  {:>10}{}",
+            "{:<8}  {:<19}  {:<12}  {:<24}  {:<8}  {:<12}  {:>7}  {:>10}  {:>10}{}",
             id.short(),
             output::time_short(m.time_ns.div_euclid(1_000_000_000)),
             m.host,
             m.resource,
+            m.source.kind,
             m.tags.join(","),
             s.files_new + s.files_changed + s.files_unchanged,
             output::size(s.total_size),
             output::size(s.stored_added),
             if m.partial { "  (partial)" } else { "" }
         );
+        if a.long {
+            for (k, v) in &m.source.facts {
+                println!("          {k}: {v}");
+            }
+        }
     }
     println!("{} recovery point(s)", sel.len());
     Ok(if damage.is_empty() {
@@ -196,12 +202,15 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
 }
 
 fn restore_in(ctx: &Ctx, a: RestoreArgs, vault: &holdfast_engine::Vault) -> Result<i32> {
+    let Some(target) = a.target.clone() else {
+        return super::targets::restore_to(ctx, &a, vault);
+    };
     let (id, m) = vault.find_point(&a.point)?;
     let includes = Includes::new(&a.includes)?;
     let pb = output::progress(ctx.json, ctx.quiet, "restore");
     let progress = |n: u64| pb.inc(n);
     let start = std::time::Instant::now();
-    let r = restore::restore(vault, &m.root, &a.target, &includes, &progress)?;
+    let r = restore::restore(vault, &m.root, &target, &includes, &progress)?;
     pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     for d in &r.damaged {
@@ -212,7 +221,7 @@ fn restore_in(ctx: &Ctx, a: RestoreArgs, vault: &holdfast_engine::Vault) -> Resu
     }
     if ctx.json {
         ctx.print_json(&serde_json::json!({
-            "point": id.to_hex(), "target": a.target.display().to_string(), "files": r.files, "dirs": r.dirs,
+            "point": id.to_hex(), "target": target.display().to_string(), "files": r.files, "dirs": r.dirs,
             "symlinks": r.symlinks, "bytes": r.bytes, "damaged": r.damaged, "errors": r.errors, "seconds": secs,
         }));
     } else if !ctx.quiet {
@@ -223,7 +232,7 @@ fn restore_in(ctx: &Ctx, a: RestoreArgs, vault: &holdfast_engine::Vault) -> Resu
             r.symlinks,
             output::size(r.bytes),
             id.short(),
-            a.target.display(),
+            target.display(),
             secs
         );
         if !r.damaged.is_empty() {

@@ -1,0 +1,228 @@
+//! Program outputs as recovery points: database dumps and command exports.
+//!
+//! An [`ExportsSource`] runs programs one after the other and stores each one's standard
+//! output as a file at the root of the point, streaming (never touching local disk). Secrets
+//! reach the programs through their environment, never their arguments. A program that
+//! cannot be started or exits non-zero fails the whole point: the writer's packs may already
+//! be stored, but no manifest is written, so nothing is committed.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use holdfast_engine::pack::BlobType;
+use holdfast_engine::point::Summary;
+use holdfast_engine::tree::Tree;
+use holdfast_engine::writer::BlobWriter;
+use holdfast_engine::{Error, Result};
+
+use crate::{Captured, Progress, Source};
+
+/// How much of a failing program's standard error is quoted.
+const STDERR_TAIL: usize = 2000;
+
+/// One program whose standard output becomes one file of the point.
+#[derive(Clone)]
+pub struct Export {
+    /// File name in the point.
+    pub name: String,
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments (no secrets here).
+    pub args: Vec<String>,
+    /// Extra environment (secrets go here).
+    pub env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the environment: it carries passwords.
+        f.debug_struct("Export")
+            .field("name", &self.name)
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Export {
+    /// A command with its environment, stdin closed.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args).stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+}
+
+/// Run a program to completion and return its standard output (for small queries such as
+/// version checks). Errors name the program and quote its standard error.
+pub fn run_capture(mut cmd: Command, what: &str) -> Result<String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| spawn_error(&program, what, e))?;
+    if !out.status.success() {
+        return Err(Error::Input(format!(
+            "{what}: {program} failed ({}): {}",
+            out.status,
+            tail(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn spawn_error(program: &str, what: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::Input(format!(
+            "{what}: {program} not found (install it or put it on PATH)"
+        ))
+    } else {
+        Error::Input(format!("{what}: cannot run {program}: {e}"))
+    }
+}
+
+/// The last part of a program's standard error, one line.
+pub fn tail(stderr: &[u8]) -> String {
+    let s = String::from_utf8_lossy(stderr);
+    let s = s.trim();
+    let start = s.len().saturating_sub(STDERR_TAIL);
+    let start = (start..=s.len())
+        .find(|i| s.is_char_boundary(*i))
+        .unwrap_or(s.len());
+    s[start..].replace('\n', " | ")
+}
+
+/// Several program outputs stored as one recovery point.
+pub struct ExportsSource {
+    kind: &'static str,
+    paths: Vec<String>,
+    exports: Vec<Export>,
+    facts: BTreeMap<String, String>,
+}
+
+impl ExportsSource {
+    /// A source of `kind` (`command`, `postgres`, `mysql`, …) with the manifest's `paths`
+    /// and `facts`.
+    pub fn new(
+        kind: &'static str,
+        paths: Vec<String>,
+        exports: Vec<Export>,
+        facts: BTreeMap<String, String>,
+    ) -> Result<Self> {
+        for e in &exports {
+            if e.name.is_empty() || e.name.contains('/') || e.name == "." || e.name == ".." {
+                return Err(Error::Input(format!(
+                    "{:?} is not a plain file name",
+                    e.name
+                )));
+            }
+        }
+        Ok(ExportsSource {
+            kind,
+            paths,
+            exports,
+            facts,
+        })
+    }
+}
+
+impl Source for ExportsSource {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.paths.clone()
+    }
+
+    fn capture(&self, w: &BlobWriter<'_>, progress: Progress<'_>) -> Result<Captured> {
+        let mut nodes = Vec::new();
+        let mut total = 0u64;
+        for e in &self.exports {
+            let program = e.program.display().to_string();
+            let mut child = e
+                .command()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|err| spawn_error(&program, &e.name, err))?;
+            let mut stderr = child.stderr.take().expect("piped");
+            let err_thread = std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = stderr.read_to_end(&mut buf);
+                buf
+            });
+            let stdout = child.stdout.take().expect("piped");
+            let io_err = |err: std::io::Error| Error::io(&e.name, err);
+            let stored = crate::content::store_stream(w, stdout, None, progress, &io_err);
+            if stored.is_err() {
+                let _ = child.kill();
+            }
+            let status = child
+                .wait()
+                .map_err(|err| Error::Input(format!("{}: waiting for {program}: {err}", e.name)))?;
+            let err_out = err_thread.join().unwrap_or_default();
+            let (content, size) = stored?;
+            if !status.success() {
+                return Err(Error::Input(format!(
+                    "{}: {program} failed ({status}); nothing was committed: {}",
+                    e.name,
+                    tail(&err_out)
+                )));
+            }
+            total += size;
+            nodes.push(crate::stream::file_node(&e.name, size, content));
+        }
+        let mut tree = Tree { nodes };
+        let root = w.add(BlobType::Tree, &tree.encode())?.0;
+        Ok(Captured {
+            root,
+            summary: Summary {
+                files_new: self.exports.len() as u64,
+                bytes_read: total,
+                total_size: total,
+                ..Summary::default()
+            },
+            facts: self.facts.clone(),
+            ..Captured::default()
+        })
+    }
+}
+
+/// Split a command line into program and arguments, shell-style quoting (no shell runs it).
+pub fn split_command(line: &str) -> Result<(PathBuf, Vec<String>)> {
+    let words = shlex::split(line)
+        .ok_or_else(|| Error::Input(format!("cannot parse the command {line:?} (quotes?)")))?;
+    let mut it = words.into_iter();
+    let program = it
+        .next()
+        .ok_or_else(|| Error::Input("the command is empty".into()))?;
+    Ok((PathBuf::from(program), it.collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_split_like_a_shell() {
+        let (p, a) = split_command("sh -c 'echo \"a b\"; exit 2'").unwrap();
+        assert_eq!(p, PathBuf::from("sh"));
+        assert_eq!(a, vec!["-c", "echo \"a b\"; exit 2"]);
+        assert!(split_command("'unclosed").is_err());
+        assert!(split_command("   ").is_err());
+    }
+
+    #[test]
+    fn tails_are_bounded_and_one_line() {
+        let long = "x".repeat(5000) + "\nlast line";
+        let t = tail(long.as_bytes());
+        assert!(t.len() <= STDERR_TAIL + 3);
+        assert!(t.ends_with("| last line"));
+    }
+}
