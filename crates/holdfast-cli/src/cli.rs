@@ -72,6 +72,70 @@ pub enum Command {
     /// Repair vault structures.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// PostgreSQL physical backups and point-in-time recovery.
+    #[command(subcommand)]
+    Pg(PgCommand),
+}
+
+/// `pg` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PgCommand {
+    /// Stream a base backup (pg_basebackup, tar) of a running cluster into the vault.
+    Basebackup {
+        /// The cluster (postgresql:// URL; the role needs REPLICATION).
+        #[arg(long, value_name = "URL")]
+        postgres: String,
+        /// The cluster's resource name (WAL is archived under RESOURCE:wal).
+        #[arg(long, default_value = "pg")]
+        resource: String,
+    },
+    /// archive_command: store one WAL file; exits 0 only once it is durable in the vault.
+    WalPush {
+        /// The file (%p).
+        path: PathBuf,
+        /// The cluster's resource name.
+        #[arg(long, default_value = "pg")]
+        resource: String,
+    },
+    /// restore_command: write an archived WAL file to a path; exit 1 if it is not there.
+    WalFetch {
+        /// The file name asked for (%f).
+        name: String,
+        /// Where to write it (%p).
+        dest: PathBuf,
+        /// The cluster's resource name.
+        #[arg(long, default_value = "pg")]
+        resource: String,
+    },
+    /// Lay out the base backup before a target and configure recovery to it.
+    #[command(group(ArgGroup::new("target").args(["target_time", "target_lsn", "target_xid", "target_name", "latest"]).required(true).multiple(false)))]
+    Restore {
+        /// The data folder to create (must not exist or be empty).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Recover to this time (RFC 3339, or YYYY-MM-DD HH:MM:SS in UTC).
+        #[arg(long)]
+        target_time: Option<String>,
+        /// Recover to this LSN (X/Y).
+        #[arg(long)]
+        target_lsn: Option<String>,
+        /// Recover to (and including) this transaction id.
+        #[arg(long)]
+        target_xid: Option<String>,
+        /// Recover to this named restore point (pg_create_restore_point).
+        #[arg(long)]
+        target_name: Option<String>,
+        /// Recover everything archived (end of WAL, following the latest timeline).
+        #[arg(long)]
+        latest: bool,
+        /// Use this base backup (default: the newest that ends before a time or LSN target;
+        /// the oldest for xid and name targets).
+        #[arg(long, value_name = "POINT")]
+        base: Option<String>,
+        /// The cluster's resource name.
+        #[arg(long, default_value = "pg")]
+        resource: String,
+    },
 }
 
 /// `forget`.

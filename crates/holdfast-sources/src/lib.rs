@@ -11,6 +11,7 @@ pub mod export;
 pub mod files;
 pub mod meta;
 pub mod mysql;
+pub mod pitr;
 pub mod postgres;
 pub mod restore;
 pub mod sqlite;

@@ -17,8 +17,21 @@ pub struct PgCluster {
     bin: PathBuf,
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (then servers run as `postgres`).
+pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// As root, give a folder (recursively) to the `postgres` user.
+pub fn chown_to_postgres(p: &Path) {
+    if is_root() {
+        let st = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(p)
+            .status()
+            .expect("chown");
+        assert!(st.success());
+    }
 }
 
 /// The folder of the PostgreSQL server binaries (beside `initdb`), if installed.
@@ -43,14 +56,7 @@ impl PgCluster {
             .prefix("holdfast-pg-")
             .tempdir()
             .expect("tempdir");
-        if is_root() {
-            let st = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(st.success());
-        }
+        chown_to_postgres(dir.path());
         let port = free_port();
         let c = PgCluster { dir, port, bin };
         let data = c.dir.path().join("data");
@@ -79,6 +85,66 @@ impl PgCluster {
             .expect("postgresql.conf");
         c.pg_ctl_start();
         Some(c)
+    }
+
+    /// A temporary folder the server user owns (for data folders made by other tools).
+    pub fn owned_tempdir() -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix("holdfast-pg-")
+            .tempdir()
+            .expect("tempdir");
+        chown_to_postgres(dir.path());
+        dir
+    }
+
+    /// Start a server on a data folder made elsewhere (`dir/data`, e.g. by `holdfast pg
+    /// restore`), on a new port with its socket in `dir`; `settings` are appended to
+    /// `postgresql.auto.conf` (they win over postgresql.conf).
+    pub fn adopt(dir: tempfile::TempDir, settings: &str) -> Option<PgCluster> {
+        let bin = pg_bin()?;
+        chown_to_postgres(dir.path());
+        let port = free_port();
+        let c = PgCluster { dir, port, bin };
+        let conf = format!(
+            "\nport = {port}\nunix_socket_directories = '{}'\n{settings}\n",
+            c.dir.path().display()
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(c.data().join("postgresql.auto.conf"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
+            .expect("postgresql.auto.conf");
+        chown_to_postgres(c.dir.path());
+        c.pg_ctl_start();
+        Some(c)
+    }
+
+    /// Wait until the server has left recovery (promoted); panics after `secs`.
+    pub fn wait_promoted(&self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let o = self.psql_raw("postgres", "SELECT pg_is_in_recovery()");
+            if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "f" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still in recovery; log: {}",
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The server log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Stop and start again (settings such as archive_mode need a restart).
+    pub fn restart(&self) {
+        self.stop();
+        self.pg_ctl_start();
     }
 
     /// Append settings to postgresql.conf (takes effect at the next start).
@@ -121,18 +187,27 @@ impl PgCluster {
     /// Start the server and wait until it accepts connections.
     pub fn pg_ctl_start(&self) {
         let log = self.dir.path().join("server.log");
-        self.run_ok(
-            &self.bin.join("pg_ctl"),
-            &[
-                "-D",
-                self.data().to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
+        let o = self
+            .cmd(
+                &self.bin.join("pg_ctl"),
+                &[
+                    "-D",
+                    self.data().to_str().unwrap(),
+                    "-l",
+                    log.to_str().unwrap(),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            )
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            o.status.success(),
+            "pg_ctl start: {}\nserver log:\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
         );
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.psql_raw("postgres", "SELECT 1").status.success() {

@@ -117,47 +117,20 @@ fn run(
         "files" => source.paths().join(","),
         kind => format!("{kind}:{}", source.paths().join(",")),
     });
-    let pb = output::progress(ctx.json, ctx.quiet, "backup");
-    let progress = |n: u64| pb.inc(n);
-    // Remote stores hide latency behind parallel uploads; a local disk needs one writer, and
-    // every pack in flight costs its size in memory.
-    let uploaders = if vault.storage().location().starts_with("s3://") {
-        4
-    } else {
-        1
-    };
-    let (captured, stats) = with_writer(vault, uploaders, |w| source.capture(w, &progress))?;
-    pb.finish_and_clear();
-    let mut summary = captured.summary.clone();
-    summary.blobs_added = stats.blobs_added;
-    summary.bytes_added = stats.bytes_added;
-    summary.stored_added = stats.stored_added;
-    summary.duration_ms = start.elapsed().as_millis() as u64;
-    let o = origin();
-    let manifest = Manifest {
-        version: 1,
-        time_ns,
-        host: a.host.clone().unwrap_or(o.host),
-        user: o.user,
-        resource,
-        tags: a.tags.clone(),
-        paths: source.paths(),
-        source: SourceInfo {
-            kind: source.kind().to_string(),
-            facts: captured.facts.clone(),
+    let (id, manifest, captured) = commit_point(
+        ctx,
+        vault,
+        session,
+        source.as_ref(),
+        Meta {
+            resource,
+            tags: a.tags.clone(),
+            time_ns,
+            host: a.host.clone(),
         },
-        root: captured.root,
-        partial: !captured.errors.is_empty(),
-        errors: captured.errors.clone(),
-        summary: summary.clone(),
-        program: format!("holdfast {}", env!("CARGO_PKG_VERSION")),
-        copied_from: None,
-    };
-    // Commit: from here a prune can no longer declare this run abandoned.
-    if let Some(s) = session {
-        s.claim_commit()?;
-    }
-    let id = vault.save_point(&manifest)?;
+        start,
+    )?;
+    let summary = manifest.summary.clone();
     for w in &captured.warnings {
         eprintln!("holdfast: warning: {w}");
     }
@@ -203,4 +176,69 @@ fn run(
     } else {
         exit::OK
     })
+}
+
+/// Who, what and when of a new point.
+pub struct Meta {
+    /// Resource name.
+    pub resource: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Point time.
+    pub time_ns: i64,
+    /// Host name to record (default: this machine's).
+    pub host: Option<String>,
+}
+
+/// Capture `source` through a writer, then claim the commit and save the manifest.
+pub fn commit_point(
+    ctx: &Ctx,
+    vault: &holdfast_engine::Vault,
+    session: Option<&holdfast_engine::session::Session>,
+    source: &dyn Source,
+    meta: Meta,
+    start: Instant,
+) -> Result<(holdfast_engine::Id, Manifest, holdfast_sources::Captured)> {
+    let pb = output::progress(ctx.json, ctx.quiet, "backup");
+    let progress = |n: u64| pb.inc(n);
+    // Remote stores hide latency behind parallel uploads; a local disk needs one writer, and
+    // every pack in flight costs its size in memory.
+    let uploaders = if vault.storage().location().starts_with("s3://") {
+        4
+    } else {
+        1
+    };
+    let (captured, stats) = with_writer(vault, uploaders, |w| source.capture(w, &progress))?;
+    pb.finish_and_clear();
+    let mut summary = captured.summary.clone();
+    summary.blobs_added = stats.blobs_added;
+    summary.bytes_added = stats.bytes_added;
+    summary.stored_added = stats.stored_added;
+    summary.duration_ms = start.elapsed().as_millis() as u64;
+    let o = origin();
+    let manifest = Manifest {
+        version: 1,
+        time_ns: meta.time_ns,
+        host: meta.host.unwrap_or(o.host),
+        user: o.user,
+        resource: meta.resource,
+        tags: meta.tags,
+        paths: source.paths(),
+        source: SourceInfo {
+            kind: source.kind().to_string(),
+            facts: captured.facts.clone(),
+        },
+        root: captured.root,
+        partial: !captured.errors.is_empty(),
+        errors: captured.errors.clone(),
+        summary,
+        program: format!("holdfast {}", env!("CARGO_PKG_VERSION")),
+        copied_from: None,
+    };
+    // Commit: from here a prune can no longer declare this run abandoned.
+    if let Some(s) = session {
+        s.claim_commit()?;
+    }
+    let id = vault.save_point(&manifest)?;
+    Ok((id, manifest, captured))
 }

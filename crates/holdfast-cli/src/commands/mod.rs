@@ -1,9 +1,10 @@
 //! Command implementations. Each returns the process exit code or an engine error.
 
 mod admin;
-mod backup;
+pub mod backup;
 mod copy;
 mod lifecycle;
+mod pg;
 pub mod protect;
 mod read;
 mod targets;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Copy(a) => copy::copy(&ctx, a),
         Command::Lock(l) => protect::lock(&ctx, l),
         Command::Hold(h) => protect::hold(&ctx, h),
+        Command::Pg(p) => pg::run(&ctx, p),
     }
 }
 

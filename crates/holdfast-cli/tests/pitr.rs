@@ -1,0 +1,244 @@
+//! PostgreSQL point-in-time recovery through the real binary and real servers: WAL archived
+//! by `holdfast pg wal-push` from `archive_command`, a base backup, rows written across
+//! several WAL segments, then `holdfast pg restore` to a time, a named restore point, an LSN,
+//! a transaction id and the end of the archive — each restored server must hold exactly the
+//! rows committed before its target. Then across a timeline switch.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use holdfast_testkit::pg::{PgCluster, chown_to_postgres, is_root};
+
+/// Runs holdfast as the server's user, with a vault and secret the server can read too.
+struct Pitr {
+    home: tempfile::TempDir,
+}
+
+impl Pitr {
+    fn new() -> Pitr {
+        let home = PgCluster::owned_tempdir();
+        std::fs::write(home.path().join("pass"), "pitr passphrase\n").unwrap();
+        chown_to_postgres(home.path());
+        Pitr { home }
+    }
+
+    fn vault(&self) -> PathBuf {
+        self.home.path().join("vault")
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("HOLDFAST_VAULT".into(), self.vault().display().to_string()),
+            (
+                "HOLDFAST_PASSPHRASE_FILE".into(),
+                self.home.path().join("pass").display().to_string(),
+            ),
+            ("HOLDFAST_KDF_MEMORY_KIB".into(), "8192".into()),
+            (
+                "HOLDFAST_CACHE_DIR".into(),
+                self.home.path().join("cache").display().to_string(),
+            ),
+        ]
+    }
+
+    /// The shell prefix that runs holdfast with this environment (for archive_command).
+    fn shell_prefix(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in self.env() {
+            s.push_str(&format!("{k}={v} "));
+        }
+        s.push_str(
+            &assert_cmd::cargo::cargo_bin("holdfast")
+                .display()
+                .to_string(),
+        );
+        s
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let bin = assert_cmd::cargo::cargo_bin("holdfast");
+        let mut c = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        for (k, _) in std::env::vars() {
+            if k.starts_with("HOLDFAST_") {
+                c.env_remove(k);
+            }
+        }
+        c.envs(self.env()).args(args).current_dir(self.home.path());
+        c.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "holdfast {args:?}: {}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+}
+
+fn rows(pg: &PgCluster) -> Vec<String> {
+    pg.psql(
+        "postgres",
+        "SELECT string_agg(batch, ',' ORDER BY batch) FROM (SELECT DISTINCT batch FROM t) s",
+    )
+    .split(',')
+    .filter(|s| !s.is_empty())
+    .map(str::to_string)
+    .collect()
+}
+
+fn insert_batch(pg: &PgCluster, batch: &str) -> String {
+    // 20000 rows of 100 bytes: several MB of WAL per batch, then a segment switch.
+    let xid = pg.psql(
+        "postgres",
+        &format!(
+            "BEGIN; INSERT INTO t SELECT '{batch}', g, repeat('x', 100) FROM generate_series(1, 20000) g; \
+             SELECT txid_current(); COMMIT;"
+        ),
+    );
+    pg.psql("postgres", "SELECT pg_switch_wal()");
+    xid.lines()
+        .find(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or("")
+        .to_string()
+}
+
+fn wait_archived(pg: &PgCluster) {
+    let want = pg.psql("postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let last = pg.psql(
+            "postgres",
+            "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
+        );
+        // Everything before the current segment is archived.
+        if !last.is_empty() && last.as_str() >= &want[..] {
+            return;
+        }
+        let failed = pg.psql("postgres", "SELECT failed_count FROM pg_stat_archiver");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "archiving stuck at {last} (want {want}, failed {failed}); log: {}",
+            pg.log()
+        );
+        pg.psql("postgres", "SELECT pg_switch_wal()");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Restore into a fresh data folder and start a server there; returns it once promoted.
+fn restore_and_start(p: &Pitr, target: &[&str], archive: bool) -> PgCluster {
+    let dir = PgCluster::owned_tempdir();
+    let data = dir.path().join("data");
+    let mut args = vec![
+        "pg",
+        "restore",
+        "--resource",
+        "db",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(target);
+    p.ok(&args);
+    assert!(data.join("recovery.signal").exists());
+    let settings = if archive { "" } else { "archive_mode = off" };
+    let pg = PgCluster::adopt(dir, settings).expect("postgres");
+    pg.wait_promoted(120);
+    pg
+}
+
+#[test]
+fn point_in_time_recovery_to_every_target_kind_and_across_timelines() {
+    let Some(pg) = PgCluster::start() else { return };
+    let p = Pitr::new();
+    p.ok(&["init"]);
+    let archive = format!("{} --quiet pg wal-push --resource db %p", p.shell_prefix());
+    pg.configure(&format!(
+        "archive_mode = on\narchive_command = '{}'\narchive_timeout = 0\n",
+        archive.replace('\'', "''")
+    ));
+    pg.restart();
+    pg.psql("postgres", "CREATE TABLE t(batch text, n int, pad text)");
+    let base = p.ok(&[
+        "pg",
+        "basebackup",
+        "--resource",
+        "db",
+        "--postgres",
+        &pg.url("postgres"),
+    ]);
+    assert!(base.contains("base backup"), "{base}");
+    insert_batch(&pg, "a");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let t1 = pg.psql(
+        "postgres",
+        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    pg.psql("postgres", "SELECT pg_create_restore_point('before_b')");
+    let xid_b = insert_batch(&pg, "b");
+    let lsn_after_b = pg.psql("postgres", "SELECT pg_current_wal_lsn()");
+    insert_batch(&pg, "c");
+    wait_archived(&pg);
+    let pts = String::from_utf8_lossy(&p.run(&["--json", "points"]).stdout).to_string();
+    assert!(
+        pts.contains("postgres-wal") && pts.contains("postgres-base"),
+        "{pts}"
+    );
+
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["--target-time", &t1], vec!["a"]),
+        (vec!["--target-name", "before_b"], vec!["a"]),
+        (vec!["--target-xid", &xid_b], vec!["a", "b"]),
+        (vec!["--target-lsn", &lsn_after_b], vec!["a", "b"]),
+        (vec!["--latest"], vec!["a", "b", "c"]),
+    ];
+    for (target, want) in &cases {
+        let r = restore_and_start(&p, target, false);
+        assert_eq!(rows(&r), *want, "target {target:?}; log: {}", r.log());
+        assert_eq!(
+            r.psql("postgres", "SELECT count(*) FROM t"),
+            (want.len() * 20000).to_string(),
+            "{target:?}"
+        );
+    }
+
+    // Timeline switch: restore to before c, promote (timeline 2, archiving into the same
+    // vault), write d, then restore the latest state again: a, b and d — not c.
+    let r2 = restore_and_start(&p, &["--target-lsn", &lsn_after_b], true);
+    assert_eq!(rows(&r2), ["a", "b"]);
+    insert_batch(&r2, "d");
+    wait_archived(&r2);
+    let tl = r2.psql(
+        "postgres",
+        "SELECT timeline_id FROM pg_control_checkpoint()",
+    );
+    assert_ne!(tl, "1");
+    drop(r2);
+    let r3 = restore_and_start(&p, &["--latest"], false);
+    assert_eq!(rows(&r3), ["a", "b", "d"], "log: {}", r3.log());
+
+    // A WAL file that is not archived: wal-fetch exits 1.
+    let o = p.run(&[
+        "pg",
+        "wal-fetch",
+        "--resource",
+        "db",
+        "0000000900000000000000AA",
+        "/tmp/none",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let _ = Path::new("");
+}
