@@ -97,6 +97,54 @@ pub fn tail(stderr: &[u8]) -> String {
     s[start..].replace('\n', " | ")
 }
 
+/// What [`stream_child`] returns.
+pub struct ChildRun {
+    /// The stored output (chunk ids, bytes) or why storing failed.
+    pub stored: Result<(Vec<holdfast_engine::Id>, u64)>,
+    /// How the program ended.
+    pub status: std::process::ExitStatus,
+    /// Everything it wrote to standard error.
+    pub stderr: Vec<u8>,
+}
+
+/// Run `cmd`, storing its standard output as content blobs while its standard error is
+/// collected; the program is killed if storing fails. `name` names the output in errors.
+pub fn stream_child(
+    w: &BlobWriter<'_>,
+    mut cmd: Command,
+    name: &str,
+    progress: Progress<'_>,
+) -> Result<ChildRun> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| spawn_error(&program, name, err))?;
+    let mut stderr = child.stderr.take().expect("piped");
+    let err_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let stdout = child.stdout.take().expect("piped");
+    let io_err = |err: std::io::Error| Error::io(name, err);
+    let stored = crate::content::store_stream(w, stdout, None, progress, &io_err);
+    if stored.is_err() {
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .map_err(|err| Error::Input(format!("{name}: waiting for {program}: {err}")))?;
+    let stderr = err_thread.join().unwrap_or_default();
+    Ok(ChildRun {
+        stored,
+        status,
+        stderr,
+    })
+}
+
 /// Several program outputs stored as one recovery point.
 pub struct ExportsSource {
     kind: &'static str,
@@ -145,29 +193,9 @@ impl Source for ExportsSource {
         let mut total = 0u64;
         for e in &self.exports {
             let program = e.program.display().to_string();
-            let mut child = e
-                .command()
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|err| spawn_error(&program, &e.name, err))?;
-            let mut stderr = child.stderr.take().expect("piped");
-            let err_thread = std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = stderr.read_to_end(&mut buf);
-                buf
-            });
-            let stdout = child.stdout.take().expect("piped");
-            let io_err = |err: std::io::Error| Error::io(&e.name, err);
-            let stored = crate::content::store_stream(w, stdout, None, progress, &io_err);
-            if stored.is_err() {
-                let _ = child.kill();
-            }
-            let status = child
-                .wait()
-                .map_err(|err| Error::Input(format!("{}: waiting for {program}: {err}", e.name)))?;
-            let err_out = err_thread.join().unwrap_or_default();
-            let (content, size) = stored?;
+            let run = stream_child(w, e.command(), &e.name, progress)?;
+            let (status, err_out) = (run.status, run.stderr);
+            let (content, size) = run.stored?;
             if !status.success() {
                 return Err(Error::Input(format!(
                     "{}: {program} failed ({status}); nothing was committed: {}",

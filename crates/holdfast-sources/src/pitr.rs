@@ -7,9 +7,8 @@
 //! `.backup` files) and records that name, which is how `wal-fetch` finds it.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use holdfast_engine::writer::BlobWriter;
 use holdfast_engine::{Error, Result};
@@ -162,33 +161,16 @@ impl Source for BaseBackupSource {
             "--verbose",
             "-d",
         ])
-        .arg(self.conn.for_db(&db))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .arg(self.conn.for_db(&db));
         for (k, v) in self.conn.env() {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::Input(format!("cannot run {}: {e}", program.display())))?;
-        let mut stderr = child.stderr.take().expect("piped");
-        let err_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            buf
-        });
-        let stdout = child.stdout.take().expect("piped");
-        let io_err = |e: std::io::Error| Error::io("pg_basebackup output", e);
-        let stored = crate::content::store_stream(w, stdout, None, progress, &io_err);
-        if stored.is_err() {
-            let _ = child.kill();
-        }
-        let status = child
-            .wait()
-            .map_err(|e| Error::Input(format!("pg_basebackup: {e}")))?;
-        let err_out = String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).into_owned();
-        let (content, size) = stored?;
+        let run = crate::export::stream_child(w, cmd, "base.tar", progress)?;
+        let (status, err_out) = (
+            run.status,
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+        );
+        let (content, size) = run.stored?;
         if !status.success() {
             return Err(Error::Input(format!(
                 "pg_basebackup failed ({status}); nothing was committed: {}",
