@@ -296,7 +296,7 @@ pub enum RepairCommand {
 
 /// `backup`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("what").args(["paths", "stdin", "postgres", "mysql", "sqlite", "command"]).multiple(false)))]
+#[command(group(ArgGroup::new("what").args(["paths", "stdin", "postgres", "mysql", "sqlite", "command", "s3_source"]).multiple(false)))]
 pub struct BackupArgs {
     /// Files and folders to back up.
     pub paths: Vec<PathBuf>,
@@ -324,6 +324,12 @@ pub struct BackupArgs {
     /// user-directory export; a non-zero exit fails the point.
     #[arg(long, value_name = "COMMAND")]
     pub command: Option<String>,
+    /// Back up the objects of an S3 bucket/prefix (with content type and user metadata).
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub s3_source: Option<String>,
+    /// Endpoint of the --s3-source bucket (default: the vault's S3 settings).
+    #[arg(long, value_name = "URL")]
+    pub s3_source_endpoint: Option<String>,
     /// The resource this point protects (default: the paths, or stdin:NAME).
     #[arg(long)]
     pub resource: Option<String>,
@@ -381,7 +387,7 @@ pub struct DumpArgs {
 
 /// `restore`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("to").args(["target", "to_postgres", "to_mysql", "to_sqlite", "to_command"]).required(true).multiple(false)))]
+#[command(group(ArgGroup::new("to").args(["target", "to_postgres", "to_mysql", "to_sqlite", "to_command", "to_s3"]).required(true).multiple(false)))]
 pub struct RestoreArgs {
     /// Point: an id prefix, `latest` or `latest:RESOURCE`.
     pub point: String,
@@ -400,6 +406,12 @@ pub struct RestoreArgs {
     /// Pipe the point's file into this program's standard input.
     #[arg(long, value_name = "COMMAND")]
     pub to_command: Option<String>,
+    /// Restore an S3 point's objects to this bucket/prefix, with their metadata.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub to_s3: Option<String>,
+    /// Endpoint of the --to-s3 bucket (default: the vault's S3 settings).
+    #[arg(long, value_name = "URL")]
+    pub to_s3_endpoint: Option<String>,
     /// With --to-postgres: only this database (repeatable).
     #[arg(long = "database", value_name = "NAME")]
     pub databases: Vec<String>,

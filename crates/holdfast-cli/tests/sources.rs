@@ -458,3 +458,102 @@ fn mariadb_backup_under_writes_restores_into_a_fresh_server() {
     );
     assert_eq!(point_count(&env), 1);
 }
+
+#[test]
+fn s3_bucket_source_round_trips_objects_with_metadata() {
+    let Some(moto) = holdfast_testkit::Moto::start() else {
+        return;
+    };
+    moto.create_bucket("media");
+    moto.create_bucket("restored");
+    let big = random_bytes(5, 9 << 20);
+    let objects: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
+        (
+            "data/report.pdf",
+            b"%PDF-1.7 report".to_vec(),
+            vec!["Content-Type: application/pdf", "x-amz-meta-owner: finance"],
+        ),
+        (
+            "data/img/logo.png",
+            b"\x89PNG fake".to_vec(),
+            vec!["Content-Type: image/png"],
+        ),
+        (
+            "data/big/video.bin",
+            big.clone(),
+            vec!["x-amz-meta-camera: front-door"],
+        ),
+        (
+            "other/not-included.txt",
+            b"outside the prefix".to_vec(),
+            vec![],
+        ),
+    ];
+    for (k, body, h) in &objects {
+        moto.put_object("media", k, body, h);
+    }
+    let mut env = Env::new();
+    env.extra_env = vec![
+        ("HOLDFAST_S3_ENDPOINT".into(), moto.endpoint.clone()),
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            holdfast_testkit::ACCESS_KEY.into(),
+        ),
+        ("AWS_SECRET_ACCESS_KEY".into(), "secret".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ];
+    env.init();
+    let out = env.json(&[
+        "backup",
+        "--s3-source",
+        "s3://media/data",
+        "--resource",
+        "media",
+    ]);
+    assert_eq!(out["summary"]["files_new"], 3, "{out}");
+    let ls = env.ok(&["ls", "latest:media"]);
+    assert!(
+        ls.contains("img/logo.png") && !ls.contains("not-included"),
+        "{ls}"
+    );
+    // Second backup: nothing new is stored.
+    let again = env.json(&[
+        "backup",
+        "--s3-source",
+        "s3://media/data",
+        "--resource",
+        "media",
+    ]);
+    assert!(
+        again["summary"]["stored_added"].as_u64().unwrap() < 4096,
+        "{again}"
+    );
+    env.ok(&["restore", "latest:media", "--to-s3", "s3://restored/copy"]);
+    let keys = moto.list_keys("restored");
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    let got = moto.get("restored", "copy/big/video.bin");
+    assert!(
+        got == big,
+        "big object: {} bytes back, {} expected; {}",
+        got.len(),
+        big.len(),
+        moto.head("restored", "copy/big/video.bin")
+    );
+    assert_eq!(moto.get("restored", "copy/report.pdf"), b"%PDF-1.7 report");
+    let h = moto
+        .head("restored", "copy/report.pdf")
+        .to_ascii_lowercase();
+    assert!(h.contains("content-type: application/pdf"), "{h}");
+    assert!(h.contains("x-amz-meta-owner: finance"), "{h}");
+    let h = moto
+        .head("restored", "copy/big/video.bin")
+        .to_ascii_lowercase();
+    assert!(h.contains("x-amz-meta-camera: front-door"), "{h}");
+    // And as plain files.
+    let t = env.path("files");
+    env.ok(&["restore", "latest:media", "--target", t.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(t.join("img/logo.png")).unwrap(),
+        b"\x89PNG fake"
+    );
+}

@@ -14,6 +14,7 @@ pub mod mysql;
 pub mod pitr;
 pub mod postgres;
 pub mod restore;
+pub mod s3src;
 pub mod sqlite;
 pub mod stream;
 

@@ -30,6 +30,7 @@ pub mod local;
 pub mod memory;
 pub mod s3;
 mod s3_lock;
+pub mod s3_objects;
 pub mod testsuite;
 pub mod url;
 

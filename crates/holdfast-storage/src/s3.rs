@@ -132,7 +132,12 @@ impl S3Storage {
         })
     }
 
-    fn err(&self, op: &'static str, object: &str, e: opendal::Error) -> StorageError {
+    /// The operator and runtime (for [`crate::s3_objects`]).
+    pub(crate) fn parts(&self) -> (&Operator, &tokio::runtime::Runtime) {
+        (&self.op, &self.rt)
+    }
+
+    pub(crate) fn err(&self, op: &'static str, object: &str, e: opendal::Error) -> StorageError {
         use opendal::ErrorKind as K;
         let kind = match e.kind() {
             K::NotFound => ErrorKind::NotFound,

@@ -115,6 +115,30 @@ impl Moto {
             .expect("curl")
     }
 
+    /// Put an object with extra headers (`Content-Type: …`, `x-amz-meta-…: …`).
+    pub fn put_object(&self, bucket: &str, key: &str, body: &[u8], headers: &[&str]) {
+        let tmp = std::env::temp_dir().join(format!("holdfast-put-{}", rand::random::<u64>()));
+        std::fs::write(&tmp, body).expect("temp body");
+        let url = format!("{}/{bucket}/{key}", self.endpoint);
+        let data = format!("@{}", tmp.display());
+        let mut args: Vec<&str> = vec!["-sf", "-X", "PUT", "--data-binary", &data];
+        // moto treats a body without a content type as a form and drops it.
+        if !headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("content-type:"))
+        {
+            args.extend(["-H", "Content-Type: application/octet-stream"]);
+        }
+        for h in headers {
+            args.push("-H");
+            args.push(h);
+        }
+        args.push(&url);
+        let o = self.curl(&args);
+        let _ = std::fs::remove_file(&tmp);
+        assert!(o.status.success(), "put {key}");
+    }
+
     /// Create a bucket with S3 Object Lock enabled (and therefore versioning).
     pub fn create_locked_bucket(&self, name: &str) {
         let url = format!("{}/{name}", self.endpoint);

@@ -39,11 +39,14 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0),
     };
-    let other =
-        a.postgres.is_some() || a.mysql.is_some() || a.sqlite.is_some() || a.command.is_some();
+    let other = a.postgres.is_some()
+        || a.mysql.is_some()
+        || a.sqlite.is_some()
+        || a.command.is_some()
+        || a.s3_source.is_some();
     if !a.stdin && !other && a.paths.is_empty() {
         return Err(Error::Input(
-            "nothing to back up: give paths, --stdin, --postgres, --mysql, --sqlite or --command"
+            "nothing to back up: give paths, --stdin, --postgres, --mysql, --sqlite, --command or --s3-source"
                 .into(),
         ));
     }
@@ -71,6 +74,9 @@ fn run(
     } else if let Some(url) = &a.mysql {
         let conn = mysql::MyConn::parse(url)?;
         Box::new(mysql::logical_source(&conn, &a.databases)?)
+    } else if let Some(url) = &a.s3_source {
+        let bucket = super::targets::open_bucket(ctx, url, a.s3_source_endpoint.clone())?;
+        Box::new(holdfast_sources::s3src::S3Source::new(bucket))
     } else if let Some(f) = &a.sqlite {
         Box::new(SqliteSource::new(f)?)
     } else if let Some(line) = &a.command {

@@ -74,6 +74,82 @@ fn pipe_into(vault: &Vault, node: &Node, mut cmd: std::process::Command, what: &
     written.map(|_| ())
 }
 
+/// Open `s3://bucket/prefix` as plain objects (a source or restore target, not a vault).
+pub fn open_bucket(
+    ctx: &Ctx,
+    url: &str,
+    endpoint: Option<String>,
+) -> Result<holdfast_storage::s3_objects::S3Bucket> {
+    match holdfast_storage::url::Location::parse(url).map_err(|e| Error::Input(e.message))? {
+        holdfast_storage::url::Location::S3 { bucket, prefix } => {
+            Ok(holdfast_storage::s3_objects::S3Bucket::open(
+                &bucket,
+                &prefix,
+                &ctx.s3_with(endpoint, None),
+            )?)
+        }
+        _ => Err(Error::Input(format!(
+            "{url:?} is not an s3://BUCKET/PREFIX URL"
+        ))),
+    }
+}
+
+/// Write every file of an S3 point back as objects, with the recorded metadata.
+fn restore_to_s3(
+    ctx: &Ctx,
+    a: &RestoreArgs,
+    vault: &Vault,
+    url: &str,
+    root: &holdfast_engine::Id,
+) -> Result<usize> {
+    let bucket = open_bucket(ctx, url, a.to_s3_endpoint.clone())?;
+    let mut files: Vec<(String, Node)> = Vec::new();
+    let mut failure = None;
+    holdfast_engine::walk::walk(vault, root, &mut |v| {
+        match v {
+            holdfast_engine::walk::Visit::Node(path, n)
+                if matches!(n.kind, NodeKind::File { .. }) =>
+            {
+                files.push((String::from_utf8_lossy(path).into_owned(), n.clone()));
+            }
+            holdfast_engine::walk::Visit::Damaged(path, e) => {
+                failure.get_or_insert(Error::damaged(
+                    String::from_utf8_lossy(path).into_owned(),
+                    e,
+                ));
+            }
+            _ => {}
+        }
+        true
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let metas = match files
+        .iter()
+        .find(|(p, _)| p == holdfast_sources::s3src::SIDECAR)
+    {
+        Some((_, n)) => {
+            let mut buf = Vec::new();
+            restore::dump(vault, n, &mut buf)?;
+            holdfast_sources::s3src::parse_sidecar(&buf)?
+        }
+        None => BTreeMap::new(),
+    };
+    let mut n = 0;
+    for (path, node) in files
+        .iter()
+        .filter(|(p, _)| p != holdfast_sources::s3src::SIDECAR)
+    {
+        let mut data = Vec::new();
+        restore::dump(vault, node, &mut data)?;
+        let meta = metas.get(path).cloned().unwrap_or_default();
+        bucket.write(path, data, &meta)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 pub fn restore_to(ctx: &Ctx, a: &RestoreArgs, vault: &Vault) -> Result<i32> {
     let (id, m) = vault.find_point(&a.point)?;
     let files = root_files(vault, &m.root)?;
@@ -154,6 +230,11 @@ pub fn restore_to(ctx: &Ctx, a: &RestoreArgs, vault: &Vault) -> Result<i32> {
         sqlite::integrity_check(path)?;
         say(format!("restored {} (integrity_check: ok)", path.display()));
         restored.push(path.display().to_string());
+    } else if let Some(url) = &a.to_s3 {
+        need_kind(&m.source.kind, "s3", "--to-s3")?;
+        let n = restore_to_s3(ctx, a, vault, url, &m.root)?;
+        say(format!("restored {n} objects to {url}"));
+        restored.push(url.clone());
     } else if let Some(line) = &a.to_command {
         if files.len() != 1 {
             return Err(Error::Input(format!(
