@@ -347,18 +347,6 @@ fn s3_env(moto: &Moto, vault: &str) -> Env {
     env
 }
 
-fn s3_vars(moto: &Moto) -> Vec<(String, String)> {
-    vec![
-        ("HOLDFAST_S3_ENDPOINT".into(), moto.endpoint.clone()),
-        (
-            "AWS_ACCESS_KEY_ID".into(),
-            holdfast_testkit::ACCESS_KEY.into(),
-        ),
-        ("AWS_SECRET_ACCESS_KEY".into(), "secret".into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-    ]
-}
-
 /// Copy every point of `from` to `to_vault` (passphrase `to_pass`), twice (idempotent).
 fn copy_all(from: &Env, to_vault: &str) -> serde_json::Value {
     let mut e = Env::new();

@@ -155,15 +155,7 @@ fn s3_round_trip_is_identical() {
     moto.create_bucket("vault-bucket");
     let mut env = Env::new();
     env.vault = "s3://vault-bucket/team/app".into();
-    env.extra_env = vec![
-        ("HOLDFAST_S3_ENDPOINT".into(), moto.endpoint.clone()),
-        (
-            "AWS_ACCESS_KEY_ID".into(),
-            holdfast_testkit::ACCESS_KEY.into(),
-        ),
-        ("AWS_SECRET_ACCESS_KEY".into(), "secret".into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-    ];
+    env.extra_env = s3_vars(&moto);
     env.init();
     let src = env.path("src");
     make_tree(&src, true);

@@ -493,15 +493,7 @@ fn s3_bucket_source_round_trips_objects_with_metadata() {
         moto.put_object("media", k, body, h);
     }
     let mut env = Env::new();
-    env.extra_env = vec![
-        ("HOLDFAST_S3_ENDPOINT".into(), moto.endpoint.clone()),
-        (
-            "AWS_ACCESS_KEY_ID".into(),
-            holdfast_testkit::ACCESS_KEY.into(),
-        ),
-        ("AWS_SECRET_ACCESS_KEY".into(), "secret".into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-    ];
+    env.extra_env = s3_vars(&moto);
     env.init();
     let out = env.json(&[
         "backup",

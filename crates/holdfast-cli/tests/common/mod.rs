@@ -198,3 +198,16 @@ impl FromBytes for std::ffi::OsStr {
 pub fn restored(target: &Path, src: &Path) -> PathBuf {
     target.join(src.strip_prefix("/").unwrap())
 }
+
+/// The environment that points holdfast at a moto S3 server.
+pub fn s3_vars(moto: &Moto) -> Vec<(String, String)> {
+    vec![
+        ("HOLDFAST_S3_ENDPOINT".into(), moto.endpoint.clone()),
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            holdfast_testkit::ACCESS_KEY.into(),
+        ),
+        ("AWS_SECRET_ACCESS_KEY".into(), "secret".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ]
+}
