@@ -230,6 +230,59 @@ fn point_in_time_recovery_to_every_target_kind_and_across_timelines() {
     let r3 = restore_and_start(&p, &["--latest"], false);
     assert_eq!(rows(&r3), ["a", "b", "d"], "log: {}", r3.log());
 
+    // Retention: with a second base backup and only the newest base kept, WAL older than it
+    // goes, WAL from its start on (and history files) stays.
+    p.ok(&[
+        "pg",
+        "basebackup",
+        "--resource",
+        "db",
+        "--postgres",
+        &pg.url("postgres"),
+    ]);
+    let pts: serde_json::Value =
+        serde_json::from_slice(&p.run(&["--json", "points"]).stdout).unwrap();
+    let base2 = pts
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|p| p["source"]["kind"] == "postgres-base")
+        .unwrap();
+    let first = holdfast_sources::pitr::base_first_segment(
+        base2["source"]["facts"]["start_lsn"].as_str().unwrap(),
+        16 << 20,
+    )
+    .unwrap();
+    let f: serde_json::Value = serde_json::from_slice(
+        &p.run(&["--json", "forget", "--keep-last", "1", "--resource", "db"])
+            .stdout,
+    )
+    .unwrap();
+    let gone_wal = f["forget"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["resource"] == "db:wal")
+        .count();
+    assert!(gone_wal > 0, "{f}");
+    let after: serde_json::Value =
+        serde_json::from_slice(&p.run(&["--json", "points"]).stdout).unwrap();
+    let mut kept_wal = 0;
+    for pt in after.as_array().unwrap() {
+        if pt["source"]["kind"] == "postgres-wal" {
+            let name = pt["source"]["facts"]["wal_file"].as_str().unwrap();
+            match holdfast_sources::pitr::wal_segment_number(name, 16 << 20) {
+                Some(n) => assert!(n >= first, "{name} kept but older than the kept base"),
+                None => assert!(name.ends_with(".history")),
+            }
+            kept_wal += 1;
+        }
+        if pt["source"]["kind"] == "postgres-base" {
+            assert_eq!(pt["id"], base2["id"], "only the newest base backup is kept");
+        }
+    }
+    assert!(kept_wal > 0);
+
     // A WAL file that is not archived: wal-fetch exits 1.
     let o = p.run(&[
         "pg",

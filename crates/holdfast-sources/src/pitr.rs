@@ -206,6 +206,51 @@ impl Source for BaseBackupSource {
     }
 }
 
+/// Parse a size setting such as `16MB` or `1GB` (PostgreSQL's `SHOW wal_segment_size`).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().ok()?;
+    let mul = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        _ => return None,
+    };
+    Some(n * mul)
+}
+
+/// The absolute segment number of a WAL file name (timeline ignored), for segments and the
+/// `.partial`/`.backup` files named after them; `None` for history files.
+pub fn wal_segment_number(name: &str, seg_size: u64) -> Option<u64> {
+    if name.len() < 24 || name.ends_with(".history") || seg_size == 0 {
+        return None;
+    }
+    let log = u64::from_str_radix(name.get(8..16)?, 16).ok()?;
+    let seg = u64::from_str_radix(name.get(16..24)?, 16).ok()?;
+    Some(log * (0x1_0000_0000 / seg_size) + seg)
+}
+
+/// The first segment a base backup needs, from its recorded start LSN and segment size.
+pub fn base_first_segment(start_lsn: &str, seg_size: u64) -> Option<u64> {
+    (seg_size > 0).then_some(())?;
+    Some(parse_lsn(start_lsn)? / seg_size)
+}
+
+/// Whether an archived WAL file is needed by base backups whose first segments are
+/// `first_segments`: history files always; segments from the oldest base backup onward. With
+/// no base backup, everything is kept (nothing can be proven unneeded).
+pub fn wal_needed(name: &str, seg_size: u64, first_segments: &[u64]) -> bool {
+    let Some(oldest) = first_segments.iter().min() else {
+        return true;
+    };
+    match wal_segment_number(name, seg_size) {
+        None => true,
+        Some(n) => n >= *oldest,
+    }
+}
+
 /// Unpack a tar file (a base backup) into `dir`.
 pub fn unpack(tar_file: &Path, dir: &Path) -> Result<()> {
     let f = std::fs::File::open(tar_file).map_err(|e| Error::io(tar_file, e))?;
@@ -255,6 +300,33 @@ mod tests {
         assert_eq!(parse_lsn("0/3000028"), Some(0x3000028));
         assert_eq!(parse_lsn("1/0"), Some(1 << 32));
         assert!(parse_lsn("zz").is_none());
+    }
+
+    #[test]
+    fn wal_retention_keeps_what_the_oldest_kept_base_needs() {
+        let seg = 16 << 20;
+        assert_eq!(parse_size("16MB"), Some(seg));
+        assert_eq!(parse_size("1GB"), Some(1 << 30));
+        assert_eq!(parse_size("x"), None);
+        // 0/5000028 is in segment 5.
+        let first = base_first_segment("0/5000028", seg).unwrap();
+        assert_eq!(first, 5);
+        assert!(!wal_needed("000000010000000000000004", seg, &[first]));
+        assert!(wal_needed("000000010000000000000005", seg, &[first]));
+        assert!(wal_needed("000000020000000000000006", seg, &[first, 9]));
+        assert!(wal_needed("00000002.history", seg, &[first]));
+        assert!(!wal_needed(
+            "000000010000000000000002.00000028.backup",
+            seg,
+            &[first]
+        ));
+        assert!(wal_needed("000000010000000000000002", seg, &[]));
+        // The second log file: 0x100 segments of 16 MiB per 4 GiB.
+        assert_eq!(
+            wal_segment_number("000000010000000100000003", seg),
+            Some(0x100 + 3)
+        );
+        assert_eq!(base_first_segment("1/3000000", seg), Some(0x100 + 3));
     }
 
     #[test]

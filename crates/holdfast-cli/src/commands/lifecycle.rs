@@ -7,6 +7,7 @@ use holdfast_engine::point::Manifest;
 use holdfast_engine::prune::{PruneOptions, PruneReport};
 use holdfast_engine::{Error, Id, Result, protect, prune, repair};
 use holdfast_retention::{Candidate, Policy, evaluate, parse_span, time_zone};
+use holdfast_sources::pitr;
 
 use super::{Ctx, by, now_ns, origin};
 use crate::cli::{ForgetArgs, PruneArgs};
@@ -80,8 +81,11 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
             go.push((*id, line(id, m, vec!["given".into()]), bypass));
         }
     } else {
+        // Archived WAL (kind postgres-wal, resource R:wal) is not counted by the rules: it is
+        // kept from the oldest kept base backup of R onward, decided after the bases.
         let selected: Vec<&(Id, Manifest)> = points
             .iter()
+            .filter(|(_, m)| m.source.kind != pitr::WAL_KIND)
             .filter(|(_, m)| matches(m, a.resource.as_deref(), &a.tags))
             .collect();
         let candidates: Vec<Candidate<usize>> = selected
@@ -104,6 +108,62 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
             } else {
                 let bypass = protect::protected(&state, m, now, false).is_some();
                 go.push((*id, line(id, m, vec![]), bypass));
+            }
+        }
+        // WAL of the base-backup resources this run looked at.
+        let going: HashSet<String> = go.iter().map(|g| g.0.to_hex()).collect();
+        let bases: Vec<&(Id, Manifest)> = selected
+            .iter()
+            .copied()
+            .filter(|(_, m)| m.source.kind == pitr::BASE_KIND)
+            .collect();
+        let resources: HashSet<&str> = bases.iter().map(|(_, m)| m.resource.as_str()).collect();
+        for r in resources {
+            let kept: Vec<&Manifest> = bases
+                .iter()
+                .filter(|(id, m)| m.resource == r && !going.contains(&id.to_hex()))
+                .map(|(_, m)| m)
+                .collect();
+            let seg_size = |m: &Manifest| {
+                m.source
+                    .facts
+                    .get("wal_segment_size")
+                    .and_then(|s| pitr::parse_size(s))
+                    .unwrap_or(16 << 20)
+            };
+            let firsts: Vec<(u64, u64)> = kept
+                .iter()
+                .filter_map(|m| {
+                    let size = seg_size(m);
+                    pitr::base_first_segment(m.source.facts.get("start_lsn")?, size)
+                        .map(|f| (f, size))
+                })
+                .collect();
+            let size = firsts.first().map_or(16 << 20, |f| f.1);
+            let first_segs: Vec<u64> = firsts.iter().map(|f| f.0).collect();
+            let wal_res = format!("{r}:wal");
+            for (id, m) in points
+                .iter()
+                .filter(|(_, m)| m.source.kind == pitr::WAL_KIND && m.resource == wal_res)
+            {
+                let name = m.source.facts.get("wal_file").cloned().unwrap_or_default();
+                if pitr::wal_needed(&name, size, &first_segs) {
+                    let why = if first_segs.is_empty() {
+                        "WAL: no base backup of this resource is kept".to_string()
+                    } else {
+                        "WAL needed by a kept base backup".to_string()
+                    };
+                    keep.push(line(id, m, vec![why]));
+                } else if let Some(why) = protect::protected(&state, m, now, a.bypass_governance) {
+                    keep.push(line(id, m, vec![format!("protected: {why}")]));
+                } else {
+                    let bypass = protect::protected(&state, m, now, false).is_some();
+                    go.push((
+                        *id,
+                        line(id, m, vec!["WAL older than every kept base backup".into()]),
+                        bypass,
+                    ));
+                }
             }
         }
     }
