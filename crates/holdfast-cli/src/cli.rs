@@ -75,6 +75,19 @@ pub enum Command {
     /// PostgreSQL physical backups and point-in-time recovery.
     #[command(subcommand)]
     Pg(PgCommand),
+    /// Declared protection: the plan file.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+}
+
+/// `plan` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Validate a plan file: every problem with its line and the fix.
+    Check {
+        /// The plan (default: HOLDFAST_PLAN, else ./holdfast.toml).
+        file: Option<PathBuf>,
+    },
 }
 
 /// `pg` subcommands.

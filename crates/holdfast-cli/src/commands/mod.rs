@@ -5,6 +5,7 @@ pub mod backup;
 mod copy;
 mod lifecycle;
 mod pg;
+mod plan;
 pub mod protect;
 mod read;
 mod targets;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Lock(l) => protect::lock(&ctx, l),
         Command::Hold(h) => protect::hold(&ctx, h),
         Command::Pg(p) => pg::run(&ctx, p),
+        Command::Plan(crate::cli::PlanCommand::Check { file }) => plan::check(&ctx, file),
     }
 }
 

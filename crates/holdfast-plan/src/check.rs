@@ -1,0 +1,371 @@
+//! `plan check`: every problem with its line and the fix.
+
+use std::fmt;
+
+use holdfast_retention::{add_span, parse_span, time_zone};
+use toml::Spanned;
+
+use crate::model::{Kind, Plan};
+
+/// One problem in a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}: {} (fix: {})",
+            self.line, self.message, self.fix
+        )
+    }
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())].matches('\n').count() + 1
+}
+
+struct Ctx<'a> {
+    src: &'a str,
+    out: Vec<Problem>,
+}
+
+impl Ctx<'_> {
+    fn at<T>(&mut self, s: &Spanned<T>, message: String, fix: &str) {
+        let line = line_of(self.src, s.span().start);
+        self.out.push(Problem {
+            line,
+            message,
+            fix: fix.to_string(),
+        });
+    }
+
+    fn line_for_table(&self, header: &str) -> usize {
+        self.src.find(header).map_or(1, |o| line_of(self.src, o))
+    }
+
+    fn span(&mut self, s: &Spanned<String>, what: &str) -> Option<jiff::Span> {
+        match parse_span(s.get_ref()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.at(
+                    s,
+                    format!("{what}: {e}"),
+                    "write a duration such as 30m, 8h, 7d, 1y",
+                );
+                None
+            }
+        }
+    }
+}
+
+const NS_H: i64 = 3_600_000_000_000;
+
+/// Parse and validate a plan. Returns the plan, or every problem found.
+pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
+    let plan: Plan = match toml::from_str(src) {
+        Ok(p) => p,
+        Err(e) => {
+            let line = e.span().map_or(1, |s| line_of(src, s.start));
+            let msg = e.message().trim().to_string();
+            let fix = if msg.contains("password")
+                || msg.contains("passphrase`")
+                || msg.contains("secret")
+            {
+                "secrets are never written in the plan: use passphrase_env / passphrase_file, url_env / url_file"
+            } else if msg.contains("unknown field") {
+                "remove the key or correct its spelling (see docs/plan.md for every key)"
+            } else if msg.contains("unknown variant") {
+                "use one of the listed values"
+            } else if msg.contains("missing field") {
+                "add the required key"
+            } else {
+                "fix the TOML syntax"
+            };
+            return Err(vec![Problem {
+                line,
+                message: msg,
+                fix: fix.into(),
+            }]);
+        }
+    };
+    let mut c = Ctx {
+        src,
+        out: Vec::new(),
+    };
+    if plan.resources.is_empty() {
+        c.out.push(Problem {
+            line: 1,
+            message: "the plan protects no resource".into(),
+            fix: "add a [resources.NAME] table".into(),
+        });
+    }
+    for (name, v) in &plan.vaults {
+        if let Err(e) = holdfast_storage::url::Location::parse(v.url.get_ref()) {
+            c.at(
+                &v.url,
+                format!("vault {name:?}: {}", e.message),
+                "use a path, file://PATH or s3://BUCKET/PREFIX",
+            );
+        }
+        if v.url.get_ref().contains('@') {
+            c.at(
+                &v.url,
+                format!("vault {name:?}: the URL carries credentials"),
+                "give S3 credentials by AWS_* environment variables",
+            );
+        }
+        let sources = [&v.passphrase_file, &v.passphrase_env, &v.key_file]
+            .iter()
+            .filter(|s| s.is_some())
+            .count();
+        if sources != 1 {
+            let line = c.line_for_table(&format!("[vaults.{name}]"));
+            c.out.push(Problem {
+                line,
+                message: format!("vault {name:?} needs exactly one secret source (has {sources})"),
+                fix: "set one of passphrase_file, passphrase_env, key_file".into(),
+            });
+        }
+    }
+    for (name, cat) in &plan.categories {
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build();
+        let parsed = cron.parse(cat.schedule.get_ref());
+        if let Err(e) = &parsed {
+            c.at(
+                &cat.schedule,
+                format!(
+                    "category {name:?}: schedule {:?}: {e}",
+                    cat.schedule.get_ref()
+                ),
+                "use a cron expression such as \"0 2 * * *\" (minute hour day month weekday)",
+            );
+        }
+        let tz = match &cat.timezone {
+            Some(t) => match time_zone(t.get_ref()) {
+                Ok(z) => Some(z),
+                Err(e) => {
+                    c.at(
+                        t,
+                        format!("category {name:?}: {e}"),
+                        "use an IANA name such as Europe/Berlin",
+                    );
+                    None
+                }
+            },
+            None => Some(jiff::tz::TimeZone::UTC),
+        };
+        let start = cat
+            .start_window
+            .as_ref()
+            .and_then(|s| c.span(s, "start_window"));
+        let complete = cat
+            .completion_window
+            .as_ref()
+            .and_then(|s| c.span(s, "completion_window"));
+        let rpo = cat.rpo.as_ref().and_then(|s| c.span(s, "rpo"));
+        if let Some(r) = &cat.rto {
+            c.span(r, "rto");
+        }
+        let now: i64 = 1_767_225_600_000_000_000; // 2026-01-01, a fixed reference
+        if let (Some(s), Some(w), Some(cw)) = (start, complete, cat.completion_window.as_ref())
+            && add_span(now, w) < add_span(now, s)
+        {
+            c.at(
+                cw,
+                format!("category {name:?}: completion_window is shorter than start_window"),
+                "make the completion window at least as long as the start window",
+            );
+        }
+        if let (Ok(cron), Some(rpo), Some(_), Some(r)) = (&parsed, rpo, &tz, &cat.rpo) {
+            // The longest gap between the next 64 runs must fit in the RPO (gaps are measured
+            // in UTC; the time zone only shifts them).
+            {
+                let mut times: Vec<i128> = Vec::new();
+                let mut t = chrono::DateTime::from_timestamp_nanos(now);
+                for _ in 0..64 {
+                    match cron.find_next_occurrence(&t, false) {
+                        Ok(n) => {
+                            times.push(i128::from(n.timestamp_nanos_opt().unwrap_or(0)));
+                            t = n;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+                let rpo_ns = i128::from(add_span(now, rpo) - now);
+                if gap > rpo_ns {
+                    c.at(r, format!("category {name:?}: the schedule leaves gaps of {} h, longer than the RPO {}", gap / i128::from(NS_H), r.get_ref()), "schedule backups more often or relax the RPO");
+                }
+            }
+        }
+        if !plan.vaults.contains_key(cat.vault.get_ref()) {
+            c.at(
+                &cat.vault,
+                format!(
+                    "category {name:?}: no vault named {:?}",
+                    cat.vault.get_ref()
+                ),
+                "define it under [vaults.NAME] or correct the name",
+            );
+        }
+        for d in &cat.copy_to {
+            if !plan.vaults.contains_key(d.get_ref()) {
+                c.at(
+                    d,
+                    format!(
+                        "category {name:?}: copy_to names no vault {:?}",
+                        d.get_ref()
+                    ),
+                    "define it under [vaults.NAME] or correct the name",
+                );
+            } else if d.get_ref() == cat.vault.get_ref() {
+                c.at(
+                    d,
+                    format!("category {name:?}: copies to its own vault"),
+                    "copy to a second, isolated vault",
+                );
+            }
+        }
+        let r = &cat.retention;
+        let rules = [
+            r.keep_last,
+            r.keep_daily,
+            r.keep_weekly,
+            r.keep_monthly,
+            r.keep_yearly,
+        ]
+        .iter()
+        .any(|x| x.is_some_and(|n| n > 0));
+        if !rules && r.min_days.is_none() && r.delete_after.is_none() {
+            let line = c.line_for_table(&format!("[categories.{name}"));
+            c.out.push(Problem {
+                line,
+                message: format!("category {name:?} has no retention"),
+                fix: "add [categories.NAME.retention] with min_days and keep_* rules".into(),
+            });
+        }
+        if let (Some(min), Some(del)) = (&r.min_days, &r.delete_after)
+            && let Some(d) = c.span(del, "delete_after")
+        {
+            let days = (add_span(now, d) - now) / (24 * NS_H);
+            if i64::from(*min.get_ref()) > days {
+                c.at(
+                    del,
+                    format!(
+                        "category {name:?}: delete_after ({}) is shorter than min_days ({})",
+                        del.get_ref(),
+                        min.get_ref()
+                    ),
+                    "delete after at least min_days",
+                );
+            }
+        }
+    }
+    for (name, r) in &plan.resources {
+        if name.contains(':') || name.contains('/') || name.is_empty() {
+            c.at(
+                &r.category,
+                format!("resource name {name:?} contains ':' or '/'"),
+                "use letters, digits, '-', '_' and '.'",
+            );
+        }
+        if !plan.categories.contains_key(r.category.get_ref()) {
+            c.at(
+                &r.category,
+                format!(
+                    "resource {name:?}: no category named {:?}",
+                    r.category.get_ref()
+                ),
+                "define it under [categories.NAME] or correct the name",
+            );
+        }
+        if let Some(u) = &r.url
+            && let Some(userinfo) = u
+                .get_ref()
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split('@').next().filter(|_| rest.contains('@')))
+            && userinfo.contains(':')
+        {
+            c.at(
+                u,
+                format!("resource {name:?}: the URL carries a password"),
+                "move the URL to an environment variable (url_env) or a file (url_file)",
+            );
+        }
+        let conn = r.url.is_some() || r.url_env.is_some() || r.url_file.is_some();
+        let missing = match *r.kind.get_ref() {
+            Kind::Files => (r.paths.is_empty()).then_some("paths = [\"/srv/app\"]"),
+            Kind::Postgres | Kind::Mysql | Kind::S3 => {
+                (!conn).then_some("url_env = \"VAR\" (or url_file, or url without password)")
+            }
+            Kind::Sqlite => r.path.is_none().then_some("path = \"/srv/app/app.db\""),
+            Kind::Command => r
+                .command
+                .is_none()
+                .then_some("command = \"exporter --all\""),
+        };
+        if let Some(fix) = missing {
+            c.at(
+                &r.kind,
+                format!(
+                    "resource {name:?} of kind {:?} lacks what to back up",
+                    r.kind.get_ref()
+                ),
+                &format!("add {fix}"),
+            );
+        }
+        for h in [&r.pre_hook, &r.post_hook].into_iter().flatten() {
+            if h.get_ref().trim().is_empty() {
+                c.at(
+                    h,
+                    format!("resource {name:?}: empty hook"),
+                    "remove the hook or give a command",
+                );
+            }
+        }
+    }
+    for (name, n) in &plan.notifications {
+        match n.kind.get_ref().as_str() {
+            "webhook" => {
+                if n.url_env.is_none() && n.url_file.is_none() {
+                    c.at(
+                        &n.kind,
+                        format!("notification {name:?}: a webhook needs url_env or url_file"),
+                        "set url_env = \"VAR\" (webhook URLs are secrets)",
+                    );
+                }
+            }
+            "email" => {
+                if n.to.is_empty() || n.smtp.is_none() {
+                    c.at(
+                        &n.kind,
+                        format!("notification {name:?}: email needs `to` and `smtp`"),
+                        "set to = [\"ops@example.com\"] and smtp = \"host:587\"",
+                    );
+                }
+            }
+            other => c.at(
+                &n.kind,
+                format!("notification {name:?}: unknown kind {other:?}"),
+                "use webhook or email",
+            ),
+        }
+    }
+    if c.out.is_empty() {
+        Ok(plan)
+    } else {
+        c.out.sort_by_key(|p| p.line);
+        Err(c.out)
+    }
+}

@@ -1,0 +1,160 @@
+//! The plan's structure, as read from TOML (unknown keys are errors).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A whole plan.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Vaults by name.
+    #[serde(default)]
+    pub vaults: BTreeMap<String, Vault>,
+    /// Categories by name.
+    #[serde(default)]
+    pub categories: BTreeMap<String, Category>,
+    /// Resources by name.
+    #[serde(default)]
+    pub resources: BTreeMap<String, Resource>,
+    /// Notification channels by name.
+    #[serde(default)]
+    pub notifications: BTreeMap<String, Notification>,
+}
+
+/// A vault and where its secret comes from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vault {
+    /// Path, file:// or s3:// URL.
+    pub url: Spanned<String>,
+    /// File holding the passphrase.
+    pub passphrase_file: Option<String>,
+    /// Environment variable holding the passphrase.
+    pub passphrase_env: Option<String>,
+    /// Key file.
+    pub key_file: Option<String>,
+}
+
+/// Retention of a category.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Keep every point at least this many days.
+    pub min_days: Option<Spanned<u32>>,
+    /// GFS rules.
+    pub keep_last: Option<u32>,
+    /// GFS rules.
+    pub keep_daily: Option<u32>,
+    /// GFS rules.
+    pub keep_weekly: Option<u32>,
+    /// GFS rules.
+    pub keep_monthly: Option<u32>,
+    /// GFS rules.
+    pub keep_yearly: Option<u32>,
+    /// Lifecycle: delete points after this span (`7y`).
+    pub delete_after: Option<Spanned<String>>,
+}
+
+/// A category of data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    /// Cron expression (5 or 6 fields).
+    pub schedule: Spanned<String>,
+    /// IANA time zone of the schedule.
+    #[serde(default)]
+    pub timezone: Option<Spanned<String>>,
+    /// A run that cannot start within this span of its time is expired.
+    pub start_window: Option<Spanned<String>>,
+    /// A run must finish within this span of its start.
+    pub completion_window: Option<Spanned<String>>,
+    /// Recovery point objective.
+    pub rpo: Option<Spanned<String>>,
+    /// Recovery time objective.
+    pub rto: Option<Spanned<String>>,
+    /// The vault backups go to.
+    pub vault: Spanned<String>,
+    /// Vaults that receive copies.
+    #[serde(default)]
+    pub copy_to: Vec<Spanned<String>>,
+    /// Retention.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// What kind of resource.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Files and folders.
+    Files,
+    /// PostgreSQL (logical).
+    Postgres,
+    /// MariaDB/MySQL.
+    Mysql,
+    /// SQLite.
+    Sqlite,
+    /// A command's output.
+    Command,
+    /// An S3 bucket/prefix.
+    S3,
+}
+
+/// A protected resource.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    /// Its kind.
+    pub kind: Spanned<Kind>,
+    /// Its category.
+    pub category: Spanned<String>,
+    /// Files: paths.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Files: excludes.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Databases: connection URL from this environment variable.
+    pub url_env: Option<String>,
+    /// Databases: connection URL from this file.
+    pub url_file: Option<String>,
+    /// A literal URL — only allowed without a password.
+    pub url: Option<Spanned<String>>,
+    /// SQLite: the database file.
+    pub path: Option<String>,
+    /// Command: the command line.
+    pub command: Option<Spanned<String>>,
+    /// Command: the stored file's name.
+    pub name: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Run before the backup.
+    pub pre_hook: Option<Spanned<String>>,
+    /// Run after the backup.
+    pub post_hook: Option<Spanned<String>>,
+}
+
+/// A notification channel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notification {
+    /// `webhook` or `email`.
+    pub kind: Spanned<String>,
+    /// Webhook URL from this environment variable.
+    pub url_env: Option<String>,
+    /// Webhook URL from this file.
+    pub url_file: Option<String>,
+    /// Slack-compatible body.
+    #[serde(default)]
+    pub slack: bool,
+    /// Email: recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Email: SMTP server `host:port`.
+    pub smtp: Option<String>,
+    /// Email: SMTP password from this environment variable.
+    pub smtp_password_env: Option<String>,
+}

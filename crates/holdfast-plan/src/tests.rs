@@ -1,0 +1,240 @@
+//! Table-driven: a valid plan, and broken plans each giving their precise error.
+
+use super::check;
+
+const GOOD: &str = include_str!("../../../docs/examples/holdfast.toml");
+
+#[test]
+fn the_example_plan_is_valid() {
+    let p = check(GOOD).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(p.resources.len(), 4);
+    assert_eq!(p.categories.len(), 3);
+}
+
+/// (what, replace this, with this, expected line, expected message fragment)
+const BROKEN: &[(&str, &str, &str, usize, &str)] = &[
+    (
+        "unknown key",
+        "rto = \"4h\"",
+        "rto = \"4h\"\nrtoo = \"5h\"",
+        19,
+        "unknown field `rtoo`",
+    ),
+    (
+        "inline password",
+        "passphrase_file = \"/etc/holdfast/main.pass\"",
+        "password = \"hunter2\"",
+        5,
+        "unknown field `password`",
+    ),
+    (
+        "bad cron",
+        "schedule = \"0 2 * * *\"",
+        "schedule = \"0 25 * * *\"",
+        13,
+        "schedule \"0 25 * * *\"",
+    ),
+    (
+        "cron with too few fields",
+        "schedule = \"30 3 * * *\"",
+        "schedule = \"30 3 *\"",
+        32,
+        "schedule \"30 3 *\"",
+    ),
+    (
+        "unknown time zone",
+        "timezone = \"Europe/Berlin\"\nstart_window",
+        "timezone = \"Europe/Berlni\"\nstart_window",
+        14,
+        "unknown time zone",
+    ),
+    (
+        "bad duration",
+        "start_window = \"1h\"",
+        "start_window = \"an hour\"",
+        15,
+        "start_window",
+    ),
+    (
+        "completion shorter than start",
+        "completion_window = \"8h\"",
+        "completion_window = \"30m\"",
+        16,
+        "shorter than start_window",
+    ),
+    (
+        "rpo shorter than schedule gap",
+        "rpo = \"24h\"",
+        "rpo = \"2h\"",
+        17,
+        "longer than the RPO",
+    ),
+    (
+        "unknown vault",
+        "vault = \"main\"\ncopy_to = [\"dr\"]\n\n[categories.critical_data.retention]",
+        "vault = \"mian\"\ncopy_to = [\"dr\"]\n\n[categories.critical_data.retention]",
+        19,
+        "no vault named \"mian\"",
+    ),
+    (
+        "copy to unknown vault",
+        "copy_to = [\"dr\"]\n\n[categories.critical_data.retention]",
+        "copy_to = [\"drr\"]\n\n[categories.critical_data.retention]",
+        20,
+        "copy_to names no vault",
+    ),
+    (
+        "copy to own vault",
+        "copy_to = [\"dr\"]\n\n[categories.critical_data.retention]",
+        "copy_to = [\"main\"]\n\n[categories.critical_data.retention]",
+        20,
+        "copies to its own vault",
+    ),
+    (
+        "delete before min retention",
+        "min_days = 30",
+        "min_days = 4000",
+        28,
+        "shorter than min_days",
+    ),
+    (
+        "unknown category",
+        "category = \"critical_data\"\nurl_env = \"APP_DB_URL\"",
+        "category = \"critical\"\nurl_env = \"APP_DB_URL\"",
+        55,
+        "no category named \"critical\"",
+    ),
+    (
+        "unknown resource kind",
+        "kind = \"postgres\"",
+        "kind = \"oracle\"",
+        54,
+        "unknown variant `oracle`",
+    ),
+    (
+        "database without connection",
+        "url_env = \"APP_DB_URL\"",
+        "",
+        54,
+        "lacks what to back up",
+    ),
+    (
+        "files without paths",
+        "paths = [\"/etc/app\", \"/srv/app/config\"]",
+        "",
+        64,
+        "lacks what to back up",
+    ),
+    (
+        "command without command",
+        "command = \"idp-export --all --format json\"",
+        "",
+        70,
+        "lacks what to back up",
+    ),
+    (
+        "password in a URL",
+        "url_file = \"/etc/holdfast/shop-db.url\"",
+        "url = \"mysql://root:secret@db/shop\"",
+        61,
+        "carries a password",
+    ),
+    (
+        "vault without secret source",
+        "key_file = \"/etc/holdfast/dr.key\"",
+        "",
+        7,
+        "needs exactly one secret source",
+    ),
+    (
+        "vault with two secret sources",
+        "passphrase_file = \"/etc/holdfast/main.pass\"",
+        "passphrase_file = \"/etc/holdfast/main.pass\"\npassphrase_env = \"X\"",
+        3,
+        "needs exactly one secret source",
+    ),
+    (
+        "credentials in an S3 vault URL",
+        "url = \"s3://backup-account-vault/app\"",
+        "url = \"s3://key:secret@backup-account-vault/app\"",
+        8,
+        "vault \"dr\"",
+    ),
+    (
+        "webhook with inline URL",
+        "url_env = \"OPS_SLACK_WEBHOOK\"",
+        "url = \"https://hooks.example/x\"",
+        77,
+        "unknown field `url`",
+    ),
+    (
+        "webhook without URL",
+        "url_env = \"OPS_SLACK_WEBHOOK\"\n",
+        "",
+        76,
+        "needs url_env or url_file",
+    ),
+    (
+        "unknown notification kind",
+        "kind = \"webhook\"",
+        "kind = \"pager\"",
+        76,
+        "unknown kind \"pager\"",
+    ),
+    (
+        "category without retention",
+        "[categories.user_directory.retention]\nkeep_last = 28\nkeep_daily = 90\n",
+        "",
+        43,
+        "has no retention",
+    ),
+    (
+        "resource name with a colon",
+        "[resources.app-config]",
+        "[resources.\"app:config\"]",
+        65,
+        "contains ':'",
+    ),
+    (
+        "empty hook",
+        "name = \"users.json\"",
+        "name = \"users.json\"\npre_hook = \"  \"",
+        74,
+        "empty hook",
+    ),
+    (
+        "TOML syntax error",
+        "keep_weekly = 12",
+        "keep_weekly = = 12",
+        25,
+        "",
+    ),
+    (
+        "missing vault url",
+        "url = \"/srv/holdfast/vault\"\n",
+        "",
+        3,
+        "missing field `url`",
+    ),
+];
+
+#[test]
+fn broken_plans_give_precise_errors() {
+    assert!(BROKEN.len() >= 20);
+    for (what, from, to, line, fragment) in BROKEN {
+        assert!(
+            GOOD.contains(from),
+            "{what}: the example no longer contains {from:?}"
+        );
+        let src = GOOD.replacen(from, to, 1);
+        let problems = check(&src)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: accepted"));
+        let hit = problems
+            .iter()
+            .find(|p| p.message.contains(fragment))
+            .unwrap_or_else(|| panic!("{what}: no problem mentions {fragment:?}: {problems:?}"));
+        assert_eq!(hit.line, *line, "{what}: {hit}");
+        assert!(!hit.fix.is_empty(), "{what}: no fix");
+    }
+}
