@@ -11,7 +11,7 @@ fn plan_check_reports_file_line_and_fix() {
     let example = holdfast_testkit::workspace_root().join("docs/examples/holdfast.toml");
     let ok = env.ok(&["plan", "check", example.to_str().unwrap()]);
     assert!(
-        ok.contains("plan OK (2 vaults, 3 categories, 4 resources"),
+        ok.contains("plan OK (3 vaults, 8 categories, 9 resources"),
         "{ok}"
     );
     let bad = env.path("holdfast.toml");

@@ -7,8 +7,9 @@ const GOOD: &str = include_str!("../../../docs/examples/holdfast.toml");
 #[test]
 fn the_example_plan_is_valid() {
     let p = check(GOOD).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(p.resources.len(), 4);
-    assert_eq!(p.categories.len(), 3);
+    assert_eq!(p.resources.len(), 9);
+    assert_eq!(p.categories.len(), 8);
+    assert_eq!(p.vaults.len(), 3);
 }
 
 /// (what, replace this, with this, expected line, expected message fragment)
