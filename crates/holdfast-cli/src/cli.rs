@@ -78,6 +78,61 @@ pub enum Command {
     /// Declared protection: the plan file.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Run the plan's backup of a resource now, then its copies and retention.
+    Run(RunArgs),
+    /// The scheduler: run the plan's backups on schedule; serve /metrics and the API.
+    Daemon(PlanArgs),
+    /// List jobs from the catalog.
+    Jobs(JobsArgs),
+}
+
+/// Where the plan and the catalog are.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The plan (default: HOLDFAST_PLAN, else ./holdfast.toml).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// The state directory holding the job catalog (default: the plan's [daemon] state_dir,
+    /// else /var/lib/holdfast).
+    #[arg(long, env = "HOLDFAST_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").args(["resource", "all"]).required(true).multiple(false)))]
+pub struct RunArgs {
+    /// The resource (as named in the plan).
+    pub resource: Option<String>,
+    /// Every resource of the plan, one after the other.
+    #[arg(long)]
+    pub all: bool,
+    /// Plan and state directory.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+/// `jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only this state (created, running, completed, partial, failed, expired, aborted).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only this kind (backup, copy, retention, prune, verify, restore).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only jobs created since (RFC 3339, or a duration back from now such as 24h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Plan and state directory.
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 /// `plan` subcommands.
@@ -87,6 +142,14 @@ pub enum PlanCommand {
     Check {
         /// The plan (default: HOLDFAST_PLAN, else ./holdfast.toml).
         file: Option<PathBuf>,
+    },
+    /// What will run when: the next runs of every resource.
+    Show {
+        /// The plan (default: HOLDFAST_PLAN, else ./holdfast.toml).
+        file: Option<PathBuf>,
+        /// How many next runs per resource.
+        #[arg(long, default_value_t = 3)]
+        count: usize,
     },
 }
 
@@ -178,6 +241,10 @@ pub struct ForgetArgs {
     /// Keep every point within this duration of the resource's newest point (30d, 1y6mo).
     #[arg(long, value_name = "DURATION")]
     pub keep_within: Option<String>,
+    /// Lifecycle: also forget points older than this (`7y`), whatever the keep rules say
+    /// (locks and holds still protect them).
+    #[arg(long, value_name = "DURATION")]
+    pub delete_after: Option<String>,
     /// Only points of this resource.
     #[arg(long)]
     pub resource: Option<String>,

@@ -28,10 +28,16 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // The daemon logs what it schedules and how jobs end; commands only warn.
+    let default_filter = if matches!(cli.command, cli::Command::Daemon(_)) {
+        "info,opendal=error"
+    } else {
+        "warn,opendal=error"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
-                .unwrap_or_else(|_| "warn,opendal=error".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -626,3 +626,46 @@ fn a_stalled_backup_declared_abandoned_cannot_commit() {
     env.ok(&["restore", "latest", "--target", t.to_str().unwrap()]);
     assert_same_tree(&d, &restored(&t, &d));
 }
+
+#[test]
+fn delete_after_forgets_old_points_whatever_the_keep_rules_say() {
+    let env = Env::new();
+    env.init();
+    let d = env.path("src");
+    write_gen(&d, 1, 1, 1000);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Points 400, 200, 20 and 1 days old.
+    for age in [400i64, 200, 20, 1] {
+        let t = jiff::Timestamp::from_second(now - age * 86_400).unwrap();
+        env.ok(&[
+            "backup",
+            d.to_str().unwrap(),
+            "--resource",
+            "r",
+            "--time",
+            &t.to_string(),
+        ]);
+    }
+    // keep-yearly would keep the 400-day-old point; delete-after 1y overrides it.
+    let f = env.json(&[
+        "forget",
+        "--keep-last",
+        "10",
+        "--delete-after",
+        "1y",
+        "--timezone",
+        "UTC",
+    ]);
+    assert_eq!(f["forget"].as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(ids(&env).len(), 3);
+    // delete-after alone: a lifecycle limit without keep rules.
+    let f = env.json(&["forget", "--delete-after", "30d"]);
+    assert_eq!(f["forget"].as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(ids(&env).len(), 2);
+    let o = env.run(&["forget", "--delete-after", "soon"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("--delete-after"), "{}", stderr(&o));
+}

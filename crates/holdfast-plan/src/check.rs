@@ -361,6 +361,70 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
                 "use webhook or email",
             ),
         }
+        for e in &n.events {
+            if !crate::EVENTS.contains(&e.get_ref().as_str()) {
+                c.at(
+                    e,
+                    format!("notification {name:?}: unknown event {:?}", e.get_ref()),
+                    "use failure, expired, rpo or recovery",
+                );
+            }
+        }
+        if let Some(sec) = &n.smtp_security
+            && !["starttls", "tls", "none"].contains(&sec.get_ref().as_str())
+        {
+            c.at(
+                sec,
+                format!(
+                    "notification {name:?}: unknown smtp_security {:?}",
+                    sec.get_ref()
+                ),
+                "use starttls, tls or none",
+            );
+        }
+    }
+    let d = &plan.daemon;
+    if let Some(l) = &d.listen
+        && l.get_ref().parse::<std::net::SocketAddr>().is_err()
+    {
+        c.at(
+            l,
+            format!(
+                "daemon: listen {:?} is not an address and port",
+                l.get_ref()
+            ),
+            "write listen = \"127.0.0.1:9847\"",
+        );
+    }
+    for (v, what) in [
+        (&d.max_jobs, "max_jobs"),
+        (&d.max_jobs_per_vault, "max_jobs_per_vault"),
+    ] {
+        if let Some(v) = v
+            && *v.get_ref() == 0
+        {
+            c.at(
+                v,
+                format!("daemon: {what} is 0, nothing would run"),
+                "allow at least 1",
+            );
+        }
+    }
+    for (s, what) in [
+        (&d.retry_backoff, "retry_backoff"),
+        (&d.shutdown_grace, "shutdown_grace"),
+    ] {
+        if let Some(s) = s {
+            c.span(s, what);
+        }
+    }
+    if d.api_token_env.is_some() && d.api_token_file.is_some() {
+        let line = c.line_for_table("[daemon]");
+        c.out.push(Problem {
+            line,
+            message: "daemon: both api_token_env and api_token_file are set".into(),
+            fix: "keep one source for the API token".into(),
+        });
     }
     if c.out.is_empty() {
         Ok(plan)

@@ -5,8 +5,23 @@
 
 mod check;
 mod model;
+pub mod schedule;
+
+/// The events a notification channel can be sent.
+pub const EVENTS: [&str; 4] = ["failure", "expired", "rpo", "recovery"];
 
 pub use check::{Problem, check};
 pub use model::*;
 #[cfg(test)]
 mod tests;
+
+/// A plan duration (`30m`, `8h`, `7d`, `1y`) in nanoseconds, measured from now (calendar
+/// units: a year from today). `None` when it does not parse (`plan check` reports that).
+pub fn duration_ns(s: &str) -> Option<i64> {
+    let span = holdfast_retention::parse_span(s).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    Some(holdfast_retention::add_span(now, span) - now)
+}

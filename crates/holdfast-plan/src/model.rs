@@ -21,6 +21,38 @@ pub struct Plan {
     /// Notification channels by name.
     #[serde(default)]
     pub notifications: BTreeMap<String, Notification>,
+    /// How the scheduler daemon runs.
+    #[serde(default)]
+    pub daemon: Daemon,
+}
+
+/// The scheduler daemon's settings (`[daemon]`; every key optional).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Daemon {
+    /// Where the job catalog lives (default `/var/lib/holdfast`).
+    pub state_dir: Option<String>,
+    /// HTTP listener for `/metrics` and the REST API (default `127.0.0.1:9847`).
+    pub listen: Option<Spanned<String>>,
+    /// Bearer token of the REST API from this environment variable.
+    pub api_token_env: Option<String>,
+    /// Bearer token of the REST API from this file.
+    pub api_token_file: Option<String>,
+    /// Serve `/metrics` without the token (default false).
+    #[serde(default)]
+    pub metrics_public: bool,
+    /// Jobs running at once, in all (default 2).
+    pub max_jobs: Option<Spanned<u32>>,
+    /// Jobs running at once per vault (default 1).
+    pub max_jobs_per_vault: Option<Spanned<u32>>,
+    /// Retries of a failed backup (default 2).
+    pub retries: Option<u32>,
+    /// Wait before the first retry; doubles each time (default `1m`).
+    pub retry_backoff: Option<Spanned<String>>,
+    /// On SIGTERM, how long running jobs may finish before they are stopped (default `5m`).
+    pub shutdown_grace: Option<Spanned<String>>,
+    /// Run prune after retention forgot points (default true).
+    pub prune: Option<bool>,
 }
 
 /// A vault and where its secret comes from.
@@ -35,6 +67,10 @@ pub struct Vault {
     pub passphrase_env: Option<String>,
     /// Key file.
     pub key_file: Option<String>,
+    /// S3 endpoint URL (S3 vaults; default: AWS_ENDPOINT_URL, else AWS).
+    pub endpoint: Option<String>,
+    /// S3 region (S3 vaults).
+    pub region: Option<String>,
 }
 
 /// Retention of a category.
@@ -124,6 +160,8 @@ pub struct Resource {
     pub url: Option<Spanned<String>>,
     /// SQLite: the database file.
     pub path: Option<String>,
+    /// S3 source: endpoint URL (default: AWS_ENDPOINT_URL, else AWS).
+    pub endpoint: Option<String>,
     /// Command: the command line.
     pub command: Option<Spanned<String>>,
     /// Command: the stored file's name.
@@ -157,4 +195,13 @@ pub struct Notification {
     pub smtp: Option<String>,
     /// Email: SMTP password from this environment variable.
     pub smtp_password_env: Option<String>,
+    /// Email: SMTP user name.
+    pub smtp_user: Option<String>,
+    /// Email: the sender address (default `holdfast@HOSTNAME`).
+    pub from: Option<String>,
+    /// Email: `starttls` (default), `tls` or `none` (loopback relays only).
+    pub smtp_security: Option<Spanned<String>>,
+    /// Events sent: `failure`, `expired`, `rpo`, `recovery` (default: all).
+    #[serde(default)]
+    pub events: Vec<Spanned<String>>,
 }

@@ -116,6 +116,19 @@ pub fn stream_child(
     progress: Progress<'_>,
 ) -> Result<ChildRun> {
     let program = cmd.get_program().to_string_lossy().into_owned();
+    // The export dies with us: a backup killed mid-stream (kill -9, a stopped daemon job)
+    // leaves no program behind. This thread lives until the child ends, as PDEATHSIG needs.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -69,10 +69,10 @@ fn run(
     let source: Box<dyn Source> = if a.stdin {
         Box::new(StreamSource::new(&a.stdin_name, std::io::stdin())?)
     } else if let Some(url) = &a.postgres {
-        let conn = postgres::PgConn::parse(url)?;
+        let conn = postgres::PgConn::parse(&source_url("--postgres", url)?)?;
         Box::new(postgres::logical_source(&conn, &a.databases)?)
     } else if let Some(url) = &a.mysql {
-        let conn = mysql::MyConn::parse(url)?;
+        let conn = mysql::MyConn::parse(&source_url("--mysql", url)?)?;
         Box::new(mysql::logical_source(&conn, &a.databases)?)
     } else if let Some(url) = &a.s3_source {
         let bucket = super::targets::open_bucket(ctx, url, a.s3_source_endpoint.clone())?;
@@ -182,6 +182,23 @@ fn run(
     } else {
         exit::OK
     })
+}
+
+/// A connection URL given as itself, as `env:VAR` (read from that environment variable) or
+/// as `file:PATH` (the file's first line) — the latter two keep passwords out of argv.
+pub fn source_url(flag: &str, given: &str) -> Result<String> {
+    if let Some(var) = given.strip_prefix("env:") {
+        return std::env::var(var).map_err(|_| {
+            Error::Input(format!(
+                "{flag} env:{var}: the environment variable {var} is not set"
+            ))
+        });
+    }
+    if let Some(path) = given.strip_prefix("file:") {
+        let data = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        return Ok(data.lines().next().unwrap_or("").trim().to_string());
+    }
+    Ok(given.to_string())
 }
 
 /// Who, what and when of a new point.

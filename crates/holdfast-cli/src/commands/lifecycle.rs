@@ -41,7 +41,17 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
             .transpose()
             .map_err(|e| Error::Input(e.to_string()))?,
     };
-    if !a.points.is_empty() && !policy.is_empty() {
+    let delete_before = a
+        .delete_after
+        .as_deref()
+        .map(parse_span)
+        .transpose()
+        .map_err(|e| Error::Input(format!("--delete-after: {e}")))?
+        .map(|span| {
+            let now = now_ns();
+            now - (holdfast_retention::add_span(now, span) - now)
+        });
+    if !a.points.is_empty() && (!policy.is_empty() || delete_before.is_some()) {
         return Err(Error::Input(
             "give either point ids or --keep-* rules, not both".into(),
         ));
@@ -97,11 +107,24 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
                 group: m.resource.clone(),
             })
             .collect();
-        let decisions =
-            evaluate(&policy, &tz, &candidates).map_err(|e| Error::Input(e.to_string()))?;
+        let decisions = if policy.is_empty() && delete_before.is_some() {
+            // Only a lifecycle limit: every point is kept until it is too old.
+            candidates
+                .iter()
+                .map(|c| holdfast_retention::Decision {
+                    key: c.key,
+                    group: c.group.clone(),
+                    time_ns: c.time_ns,
+                    reasons: vec!["younger than --delete-after".into()],
+                })
+                .collect()
+        } else {
+            evaluate(&policy, &tz, &candidates).map_err(|e| Error::Input(e.to_string()))?
+        };
         for d in decisions {
             let (id, m) = selected[d.key];
-            if d.keep() {
+            let expired = delete_before.is_some_and(|b| m.time_ns < b);
+            if d.keep() && !expired {
                 keep.push(line(id, m, d.reasons));
             } else if let Some(why) = protect::protected(&state, m, now, a.bypass_governance) {
                 keep.push(line(id, m, vec![format!("protected: {why}")]));

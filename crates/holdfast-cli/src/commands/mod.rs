@@ -8,6 +8,7 @@ mod pg;
 mod plan;
 pub mod protect;
 mod read;
+mod schedule;
 mod targets;
 
 use std::sync::Arc;
@@ -46,6 +47,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Hold(h) => protect::hold(&ctx, h),
         Command::Pg(p) => pg::run(&ctx, p),
         Command::Plan(crate::cli::PlanCommand::Check { file }) => plan::check(&ctx, file),
+        Command::Plan(crate::cli::PlanCommand::Show { file, count }) => {
+            plan::show(&ctx, file, count)
+        }
+        Command::Run(a) => schedule::run(&ctx, a),
+        Command::Daemon(a) => schedule::daemon(&ctx, a),
+        Command::Jobs(a) => schedule::jobs(&ctx, a),
     }
 }
 

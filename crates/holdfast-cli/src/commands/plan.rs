@@ -52,3 +52,97 @@ pub fn check(ctx: &Ctx, file: Option<PathBuf>) -> Result<i32> {
         }
     }
 }
+
+/// `plan show`: what will run when, per resource, in each category's time zone.
+pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
+    let path = super::schedule::plan_path(file);
+    let loaded = match holdfast_daemon::LoadedPlan::load(&path) {
+        Ok(p) => p,
+        Err(holdfast_daemon::LoadError::Invalid { problems, .. }) => {
+            for p in &problems {
+                eprintln!(
+                    "{}:{}: {} (fix: {})",
+                    path.display(),
+                    p.line,
+                    p.message,
+                    p.fix
+                );
+            }
+            return Ok(exit::ERROR);
+        }
+        Err(e) => return Err(Error::Input(e.to_string())),
+    };
+    let now = super::now_ns();
+    let mut rows = Vec::new();
+    for (name, r) in &loaded.plan.resources {
+        let cat_name = r.category.get_ref();
+        let Some(c) = loaded.plan.categories.get(cat_name) else {
+            continue;
+        };
+        let tz_name = c
+            .timezone
+            .as_ref()
+            .map_or("UTC".to_string(), |t| t.get_ref().clone());
+        let tz = holdfast_retention::time_zone(&tz_name).unwrap_or(jiff::tz::TimeZone::UTC);
+        let runs: Vec<i64> = loaded
+            .schedule_of(name)
+            .map(|s| s.upcoming(now, count))
+            .unwrap_or_default();
+        let local = |ns: i64| {
+            jiff::Timestamp::from_nanosecond(i128::from(ns))
+                .map(|t| {
+                    t.to_zoned(tz.clone())
+                        .strftime("%Y-%m-%d %H:%M %Z")
+                        .to_string()
+                })
+                .unwrap_or_default()
+        };
+        let copies: Vec<String> = c.copy_to.iter().map(|d| d.get_ref().clone()).collect();
+        rows.push((
+            name.clone(),
+            format!("{:?}", r.kind.get_ref()).to_lowercase(),
+            cat_name.clone(),
+            c.vault.get_ref().clone(),
+            copies,
+            c.schedule.get_ref().clone(),
+            tz_name,
+            c.rpo.as_ref().map(|x| x.get_ref().clone()),
+            runs.iter().map(|n| local(*n)).collect::<Vec<_>>(),
+            runs,
+        ));
+    }
+    if ctx.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({"resource": r.0, "kind": r.1, "category": r.2, "vault": r.3,
+                    "copy_to": r.4, "schedule": r.5, "timezone": r.6, "rpo": r.7,
+                    "next_runs": r.9.iter().map(|n| holdfast_daemon::runner::rfc3339(*n)).collect::<Vec<_>>()})
+            })
+            .collect();
+        ctx.print_json(&serde_json::Value::Array(v));
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:<16}  {:<8}  {:<18}  {:<14}  {:<16}  {:<5}  NEXT RUNS (category time zone)",
+        "RESOURCE", "KIND", "CATEGORY", "VAULT -> COPY", "SCHEDULE", "RPO"
+    );
+    for r in &rows {
+        let vaults = if r.4.is_empty() {
+            r.3.clone()
+        } else {
+            format!("{} -> {}", r.3, r.4.join(","))
+        };
+        println!(
+            "{:<16}  {:<8}  {:<18}  {:<14}  {:<16}  {:<5}  {}",
+            r.0,
+            r.1,
+            r.2,
+            vaults,
+            r.5,
+            r.7.as_deref().unwrap_or("-"),
+            r.8.join(", ")
+        );
+    }
+    Ok(exit::OK)
+}

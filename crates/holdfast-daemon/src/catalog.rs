@@ -1,0 +1,658 @@
+//! The job catalog: an embedded SQLite database in the daemon's state directory
+//! (`catalog.sqlite`, WAL journal). Every job — backup, copy, retention, prune — is a row
+//! from the moment it is created; its state only moves forward (created → running →
+//! completed | partial | failed | expired | aborted). Incidents (open alert conditions, for
+//! notification de-duplication) and per-resource facts (newest point) live beside the jobs.
+//!
+//! Crash safety is SQLite's: a committed transition survives kill -9. A daemon that starts
+//! finds jobs its predecessor left `created` or `running` and records them `aborted`
+//! ([`Catalog::abort_unfinished`]) — no job stays "running" forever.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::job::{JobKind, JobState};
+
+/// A catalog error.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The state directory cannot be created.
+    #[error("state directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SQLite refused.
+    #[error("job catalog {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// A stored value is not understood (a newer holdfast wrote it?).
+    #[error("job catalog {path}: {what}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What.
+        what: String,
+    },
+}
+
+/// One job, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    /// Catalog id.
+    pub id: i64,
+    /// What it does.
+    pub kind: JobKind,
+    /// The resource (or `*` for vault-wide jobs such as prune).
+    pub resource: String,
+    /// The vault it works on (the destination, for copies).
+    pub vault: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Why it ran: `schedule`, `catch-up`, `manual`, `api`, or the parent job's kind.
+    pub trigger: String,
+    /// The scheduled time it serves (Unix ns), for scheduled runs.
+    pub scheduled_ns: Option<i64>,
+    /// Created (Unix ns).
+    pub created_ns: i64,
+    /// Started (Unix ns).
+    pub started_ns: Option<i64>,
+    /// Ended (Unix ns).
+    pub ended_ns: Option<i64>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Bytes added to the vault.
+    pub bytes_added: Option<u64>,
+    /// The recovery point made (backup, copy).
+    pub point: Option<String>,
+    /// The point's time (Unix ns).
+    pub point_ns: Option<i64>,
+    /// Why it failed, expired or was aborted; what retention did.
+    pub message: Option<String>,
+    /// The job that caused this one (a copy's backup).
+    pub parent: Option<i64>,
+}
+
+/// Which jobs to list.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    /// Only this job.
+    pub id: Option<i64>,
+    /// Only this resource.
+    pub resource: Option<String>,
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// Only this kind.
+    pub kind: Option<JobKind>,
+    /// Created at or after (Unix ns).
+    pub since_ns: Option<i64>,
+    /// At most this many, newest first (0: all).
+    pub limit: usize,
+}
+
+/// The catalog; cheap to clone, safe to share between tasks.
+#[derive(Clone)]
+pub struct Catalog {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    vault TEXT NOT NULL,
+    state TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    scheduled_ns INTEGER,
+    created_ns INTEGER NOT NULL,
+    started_ns INTEGER,
+    ended_ns INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    bytes_added INTEGER,
+    point TEXT,
+    point_ns INTEGER,
+    message TEXT,
+    parent INTEGER REFERENCES jobs(id),
+    pid INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_resource ON jobs(resource, kind, created_ns);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS incidents (
+    resource TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    opened_ns INTEGER NOT NULL,
+    last_ns INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (resource, condition)
+);
+CREATE TABLE IF NOT EXISTS resources (
+    resource TEXT PRIMARY KEY,
+    first_seen_ns INTEGER NOT NULL,
+    last_point_ns INTEGER
+);
+";
+
+/// An opened incident, when it closes.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// When it opened (Unix ns).
+    pub opened_ns: i64,
+    /// How many times the condition was seen.
+    pub count: i64,
+}
+
+fn state_of(s: &str) -> Option<JobState> {
+    JobState::ALL.into_iter().find(|x| x.as_str() == s)
+}
+
+fn kind_of(s: &str) -> Option<JobKind> {
+    JobKind::ALL.into_iter().find(|x| x.as_str() == s)
+}
+
+impl Catalog {
+    /// Open (creating) `DIR/catalog.sqlite`.
+    pub fn open(dir: &Path) -> Result<Self, CatalogError> {
+        std::fs::create_dir_all(dir).map_err(|source| CatalogError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("catalog.sqlite");
+        let err = |source| CatalogError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "wal")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "full")
+            .map_err(err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(CatalogError::Corrupt {
+                path,
+                what: format!(
+                    "schema version {version} is newer than this holdfast understands ({SCHEMA_VERSION})"
+                ),
+            });
+        }
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(err)?;
+        Ok(Catalog {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, CatalogError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(|source| CatalogError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Record a new job (state `created`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &self,
+        kind: JobKind,
+        resource: &str,
+        vault: &str,
+        trigger: &str,
+        scheduled_ns: Option<i64>,
+        parent: Option<i64>,
+        now_ns: i64,
+    ) -> Result<i64, CatalogError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO jobs (kind, resource, vault, state, trigger, scheduled_ns, created_ns, parent, pid)
+                 VALUES (?1, ?2, ?3, 'created', ?4, ?5, ?6, ?7, ?8)",
+                params![kind.as_str(), resource, vault, trigger, scheduled_ns, now_ns, parent, std::process::id()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// The job starts (again: `attempts` counts).
+    pub fn start(&self, id: i64, now_ns: i64) -> Result<(), CatalogError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET state = 'running', started_ns = COALESCE(started_ns, ?2),
+                 attempts = attempts + 1 WHERE id = ?1",
+                params![id, now_ns],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Note an attempt's failure while retries remain.
+    pub fn note(&self, id: i64, message: &str) -> Result<(), CatalogError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET message = ?2 WHERE id = ?1",
+                params![id, message],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The job ends in `state`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish(
+        &self,
+        id: i64,
+        state: JobState,
+        bytes_added: Option<u64>,
+        point: Option<&str>,
+        point_ns: Option<i64>,
+        message: Option<&str>,
+        now_ns: i64,
+    ) -> Result<(), CatalogError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET state = ?2, ended_ns = ?3, bytes_added = ?4, point = ?5,
+                 point_ns = ?6, message = ?7 WHERE id = ?1",
+                params![
+                    id,
+                    state.as_str(),
+                    now_ns,
+                    bytes_added.map(|b| b as i64),
+                    point,
+                    point_ns,
+                    message
+                ],
+            )?;
+            if let (Some(p), true) = (point_ns, state.succeeded()) {
+                c.execute(
+                    "UPDATE resources SET last_point_ns = MAX(COALESCE(last_point_ns, 0), ?2)
+                     WHERE resource = (SELECT resource FROM jobs WHERE id = ?1 AND kind = 'backup')",
+                    params![id, p],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Record every job left `created` or `running` by a process that is gone (a daemon or
+    /// `holdfast run` that was killed) as `aborted`; returns them as they were.
+    pub fn abort_unfinished(&self, now_ns: i64) -> Result<Vec<JobRecord>, CatalogError> {
+        let pids: Vec<(i64, Option<i64>)> = self.with(|c| {
+            let mut st =
+                c.prepare("SELECT id, pid FROM jobs WHERE state IN ('created', 'running')")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        let me = i64::from(std::process::id());
+        let mut gone = Vec::new();
+        for (id, pid) in pids {
+            let alive = pid.is_some_and(|p| {
+                p != me
+                    && i32::try_from(p).is_ok_and(|p| {
+                        // SAFETY: signal 0 only checks that the process exists.
+                        unsafe { libc::kill(p, 0) == 0 }
+                    })
+            });
+            if !alive && let Some(j) = self.get(id)? {
+                gone.push(j);
+            }
+        }
+        for j in &gone {
+            self.with(|c| {
+                c.execute(
+                    "UPDATE jobs SET state = 'aborted', ended_ns = ?2,
+                     message = 'the process running this job stopped before it ended' || COALESCE(' (last error: ' || message || ')', '')
+                     WHERE id = ?1",
+                    params![j.id, now_ns],
+                )
+                .map(|_| ())
+            })?;
+        }
+        Ok(gone)
+    }
+
+    /// Mark an aborted backup job as completed after all: its point was found in the vault.
+    pub fn adopt_point(
+        &self,
+        id: i64,
+        point: &str,
+        point_ns: i64,
+        now_ns: i64,
+    ) -> Result<(), CatalogError> {
+        self.finish(
+            id,
+            JobState::Completed,
+            None,
+            Some(point),
+            Some(point_ns),
+            Some("the daemon stopped after the point was saved; found in the vault on restart"),
+            now_ns,
+        )
+    }
+
+    /// Jobs, newest first.
+    pub fn list(&self, f: &Filter) -> Result<Vec<JobRecord>, CatalogError> {
+        let path = self.path.clone();
+        let rows = self.with(|c| {
+            let mut sql = String::from(
+                "SELECT id, kind, resource, vault, state, trigger, scheduled_ns, created_ns,
+                 started_ns, ended_ns, attempts, bytes_added, point, point_ns, message, parent
+                 FROM jobs WHERE 1 = 1",
+            );
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            if let Some(id) = f.id {
+                sql.push_str(" AND id = ?");
+                args.push(id.into());
+            }
+            if let Some(r) = &f.resource {
+                sql.push_str(" AND resource = ?");
+                args.push(r.clone().into());
+            }
+            if let Some(s) = f.state {
+                sql.push_str(" AND state = ?");
+                args.push(s.as_str().to_string().into());
+            }
+            if let Some(k) = f.kind {
+                sql.push_str(" AND kind = ?");
+                args.push(k.as_str().to_string().into());
+            }
+            if let Some(t) = f.since_ns {
+                sql.push_str(" AND created_ns >= ?");
+                args.push(t.into());
+            }
+            sql.push_str(" ORDER BY id DESC");
+            if f.limit > 0 {
+                sql.push_str(&format!(" LIMIT {}", f.limit));
+            }
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                    r.get::<_, i64>(10)?,
+                    r.get::<_, Option<i64>>(11)?,
+                    (
+                        r.get::<_, Option<String>>(12)?,
+                        r.get::<_, Option<i64>>(13)?,
+                        r.get::<_, Option<String>>(14)?,
+                        r.get::<_, Option<i64>>(15)?,
+                    ),
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                let (point, point_ns, message, parent) = r.12;
+                Ok(JobRecord {
+                    id: r.0,
+                    kind: kind_of(&r.1).ok_or_else(|| CatalogError::Corrupt {
+                        path: path.clone(),
+                        what: format!("job {}: unknown kind {:?}", r.0, r.1),
+                    })?,
+                    resource: r.2,
+                    vault: r.3,
+                    state: state_of(&r.4).ok_or_else(|| CatalogError::Corrupt {
+                        path: path.clone(),
+                        what: format!("job {}: unknown state {:?}", r.0, r.4),
+                    })?,
+                    trigger: r.5,
+                    scheduled_ns: r.6,
+                    created_ns: r.7,
+                    started_ns: r.8,
+                    ended_ns: r.9,
+                    attempts: u32::try_from(r.10).unwrap_or(0),
+                    bytes_added: r.11.map(|b| b.max(0) as u64),
+                    point,
+                    point_ns,
+                    message,
+                    parent,
+                })
+            })
+            .collect()
+    }
+
+    /// One job.
+    pub fn get(&self, id: i64) -> Result<Option<JobRecord>, CatalogError> {
+        Ok(self
+            .list(&Filter {
+                id: Some(id),
+                ..Filter::default()
+            })?
+            .into_iter()
+            .next())
+    }
+
+    /// The latest scheduled time a backup job of `resource` served.
+    pub fn last_scheduled(&self, resource: &str) -> Result<Option<i64>, CatalogError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT MAX(scheduled_ns) FROM jobs WHERE resource = ?1 AND kind = 'backup'",
+                params![resource],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+        })
+    }
+
+    /// The newest successful job of `kind` for `resource`.
+    pub fn last_success(
+        &self,
+        resource: &str,
+        kind: JobKind,
+    ) -> Result<Option<JobRecord>, CatalogError> {
+        let mut v = self.list(&Filter {
+            resource: Some(resource.to_string()),
+            kind: Some(kind),
+            ..Filter::default()
+        })?;
+        v.retain(|j| j.state.succeeded());
+        Ok(v.into_iter().next())
+    }
+
+    /// Count of jobs by (kind, state).
+    pub fn counts(&self) -> Result<Vec<(String, String, i64)>, CatalogError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Note that `resource` is declared; returns (first seen, newest point).
+    pub fn see_resource(
+        &self,
+        resource: &str,
+        now_ns: i64,
+    ) -> Result<(i64, Option<i64>), CatalogError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO resources (resource, first_seen_ns) VALUES (?1, ?2)",
+                params![resource, now_ns],
+            )?;
+            c.query_row(
+                "SELECT first_seen_ns, last_point_ns FROM resources WHERE resource = ?1",
+                params![resource],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+    }
+
+    /// Record the newest point of `resource` found in its vault.
+    pub fn set_last_point(&self, resource: &str, point_ns: i64) -> Result<(), CatalogError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE resources SET last_point_ns = MAX(COALESCE(last_point_ns, 0), ?2) WHERE resource = ?1",
+                params![resource, point_ns],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Open an incident (or count another occurrence). True when it is newly opened.
+    pub fn open_incident(
+        &self,
+        resource: &str,
+        condition: &str,
+        now_ns: i64,
+    ) -> Result<bool, CatalogError> {
+        self.with(|c| {
+            let existing: Option<i64> = c
+                .query_row(
+                    "SELECT count FROM incidents WHERE resource = ?1 AND condition = ?2",
+                    params![resource, condition],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if existing.is_some() {
+                c.execute(
+                    "UPDATE incidents SET count = count + 1, last_ns = ?3 WHERE resource = ?1 AND condition = ?2",
+                    params![resource, condition, now_ns],
+                )?;
+                Ok(false)
+            } else {
+                c.execute(
+                    "INSERT INTO incidents (resource, condition, opened_ns, last_ns, count) VALUES (?1, ?2, ?3, ?3, 1)",
+                    params![resource, condition, now_ns],
+                )?;
+                Ok(true)
+            }
+        })
+    }
+
+    /// Close an incident; returns it if one was open.
+    pub fn close_incident(
+        &self,
+        resource: &str,
+        condition: &str,
+    ) -> Result<Option<Closed>, CatalogError> {
+        self.with(|c| {
+            let found = c
+                .query_row(
+                    "SELECT opened_ns, count FROM incidents WHERE resource = ?1 AND condition = ?2",
+                    params![resource, condition],
+                    |r| {
+                        Ok(Closed {
+                            opened_ns: r.get(0)?,
+                            count: r.get(1)?,
+                        })
+                    },
+                )
+                .optional()?;
+            if found.is_some() {
+                c.execute(
+                    "DELETE FROM incidents WHERE resource = ?1 AND condition = ?2",
+                    params![resource, condition],
+                )?;
+            }
+            Ok(found)
+        })
+    }
+
+    /// Whether an incident is open.
+    pub fn incident_open(&self, resource: &str, condition: &str) -> Result<bool, CatalogError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM incidents WHERE resource = ?1 AND condition = ?2",
+                params![resource, condition],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_move_forward_and_survive_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Catalog::open(d.path()).unwrap();
+        c.see_resource("db", 1).unwrap();
+        let id = c
+            .create(
+                JobKind::Backup,
+                "db",
+                "main",
+                "schedule",
+                Some(100),
+                None,
+                5,
+            )
+            .unwrap();
+        c.start(id, 6).unwrap();
+        c.finish(
+            id,
+            JobState::Completed,
+            Some(42),
+            Some("abcd"),
+            Some(6),
+            None,
+            9,
+        )
+        .unwrap();
+        let stuck = c
+            .create(JobKind::Copy, "db", "dr", "backup", None, Some(id), 10)
+            .unwrap();
+        c.start(stuck, 11).unwrap();
+        drop(c);
+        let c = Catalog::open(d.path()).unwrap();
+        let aborted = c.abort_unfinished(20).unwrap();
+        assert_eq!(aborted.len(), 1);
+        assert_eq!(c.get(stuck).unwrap().unwrap().state, JobState::Aborted);
+        let j = c.get(id).unwrap().unwrap();
+        assert_eq!(
+            (j.state, j.bytes_added, j.attempts),
+            (JobState::Completed, Some(42), 1)
+        );
+        assert_eq!(c.see_resource("db", 99).unwrap(), (1, Some(6)));
+        assert_eq!(c.last_scheduled("db").unwrap(), Some(100));
+        assert!(c.open_incident("db", "backup", 1).unwrap());
+        assert!(!c.open_incident("db", "backup", 2).unwrap());
+        assert_eq!(c.close_incident("db", "backup").unwrap().unwrap().count, 2);
+        assert!(c.close_incident("db", "backup").unwrap().is_none());
+        let only_failed = c
+            .list(&Filter {
+                state: Some(JobState::Aborted),
+                ..Filter::default()
+            })
+            .unwrap();
+        assert_eq!(only_failed.len(), 1);
+    }
+}

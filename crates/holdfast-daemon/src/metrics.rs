@@ -1,0 +1,113 @@
+//! `/metrics`: Prometheus text format (prometheus-client), built from the catalog at each
+//! scrape so values survive restarts.
+//!
+//! Per resource (labels `resource`, `category`): `holdfast_resource_last_success_timestamp_seconds`,
+//! `holdfast_resource_last_duration_seconds`, `holdfast_resource_last_added_bytes`,
+//! `holdfast_resource_rpo_seconds`, `holdfast_resource_data_age_seconds`,
+//! `holdfast_resource_rpo_breach` (1 in breach). Per job kind and state:
+//! `holdfast_jobs` (jobs in the catalog). And `holdfast_daemon_start_time_seconds`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::runner::Runtime;
+use crate::status::statuses;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    resource: String,
+    category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    kind: String,
+    state: String,
+}
+
+type FGauge = Gauge<f64, AtomicU64>;
+
+/// Render the metrics.
+pub fn render(rt: &Runtime, now_ns: i64, started_ns: i64) -> String {
+    let mut reg = Registry::default();
+    let fam = || Family::<ResourceLabels, FGauge>::default();
+    let (last, dur, added, rpo, age, breach) = (fam(), fam(), fam(), fam(), fam(), fam());
+    for s in statuses(rt, now_ns) {
+        let l = ResourceLabels {
+            resource: s.resource.clone(),
+            category: s.category.clone(),
+        };
+        if let Some(t) = s.last_success_ns {
+            last.get_or_create(&l).set(t as f64 / 1e9);
+        }
+        if let Some(d) = s.last_duration_seconds {
+            dur.get_or_create(&l).set(d);
+        }
+        if let Some(b) = s.last_bytes_added {
+            added.get_or_create(&l).set(b as f64);
+        }
+        if let Some(r) = s.rpo_seconds {
+            rpo.get_or_create(&l).set(r as f64);
+        }
+        age.get_or_create(&l).set(s.age_seconds as f64);
+        breach
+            .get_or_create(&l)
+            .set(if s.rpo_breach { 1.0 } else { 0.0 });
+    }
+    reg.register(
+        "holdfast_resource_last_success_timestamp_seconds",
+        "End of the newest successful backup of the resource (Unix time)",
+        last,
+    );
+    reg.register(
+        "holdfast_resource_last_duration_seconds",
+        "Duration of the newest successful backup of the resource",
+        dur,
+    );
+    reg.register(
+        "holdfast_resource_last_added_bytes",
+        "Bytes the newest successful backup of the resource added to its vault",
+        added,
+    );
+    reg.register(
+        "holdfast_resource_rpo_seconds",
+        "The recovery point objective of the resource's category",
+        rpo,
+    );
+    reg.register(
+        "holdfast_resource_data_age_seconds",
+        "Age of the resource's newest recovery point",
+        age,
+    );
+    reg.register(
+        "holdfast_resource_rpo_breach",
+        "1 when the newest recovery point is older than the RPO",
+        breach,
+    );
+    let jobs = Family::<JobLabels, Gauge>::default();
+    for (kind, state, n) in rt.catalog.counts().unwrap_or_default() {
+        jobs.get_or_create(&JobLabels { kind, state }).set(n);
+    }
+    reg.register(
+        "holdfast_jobs",
+        "Jobs in the catalog by kind and state",
+        jobs,
+    );
+    let start = FGauge::default();
+    start.set(started_ns as f64 / 1e9);
+    reg.register(
+        "holdfast_daemon_start_time_seconds",
+        "When the daemon started (Unix time)",
+        start,
+    );
+    let mut out = String::new();
+    if encode(&mut out, &reg).is_err() {
+        out.clear();
+    }
+    out
+}

@@ -1,0 +1,176 @@
+//! A checked plan with its schedules, and the daemon settings with their defaults.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use holdfast_plan::schedule::Schedule;
+use holdfast_plan::{Plan, Problem};
+
+/// A plan that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `plan check` finds problems.
+    #[error("{path}:{}: {} (fix: {}){}", .problems[0].line, .problems[0].message, .problems[0].fix,
+        if .problems.len() > 1 { format!(" — and {} more; run `holdfast plan check`", .problems.len() - 1) } else { String::new() })]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem (at least one).
+        problems: Vec<Problem>,
+    },
+}
+
+/// A plan that passed `plan check`, with its categories' schedules.
+pub struct LoadedPlan {
+    /// The plan.
+    pub plan: Plan,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Schedules by category.
+    pub schedules: HashMap<String, Schedule>,
+    /// Settings with defaults applied.
+    pub settings: Settings,
+}
+
+impl LoadedPlan {
+    /// Read and check `path`.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let src = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let plan = holdfast_plan::check(&src).map_err(|problems| LoadError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })?;
+        let mut schedules = HashMap::new();
+        for (name, c) in &plan.categories {
+            let tz = c.timezone.as_ref().map(|t| t.get_ref().as_str());
+            // plan check has parsed both already.
+            if let Ok(s) = Schedule::new(c.schedule.get_ref(), tz) {
+                schedules.insert(name.clone(), s);
+            }
+        }
+        let settings = Settings::of(&plan);
+        Ok(LoadedPlan {
+            plan,
+            path: path.to_path_buf(),
+            schedules,
+            settings,
+        })
+    }
+
+    /// The schedule of a resource's category.
+    pub fn schedule_of(&self, resource: &str) -> Option<&Schedule> {
+        let r = self.plan.resources.get(resource)?;
+        self.schedules.get(r.category.get_ref())
+    }
+
+    /// A category's start window (default 1 h).
+    pub fn start_window(&self, category: &str) -> Duration {
+        self.plan
+            .categories
+            .get(category)
+            .and_then(|c| c.start_window.as_ref())
+            .and_then(|s| dur(s.get_ref()))
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// A category's completion window (default: none).
+    pub fn completion_window(&self, category: &str) -> Option<Duration> {
+        self.plan
+            .categories
+            .get(category)
+            .and_then(|c| c.completion_window.as_ref())
+            .and_then(|s| dur(s.get_ref()))
+    }
+
+    /// A category's RPO.
+    pub fn rpo(&self, category: &str) -> Option<Duration> {
+        self.plan
+            .categories
+            .get(category)
+            .and_then(|c| c.rpo.as_ref())
+            .and_then(|s| dur(s.get_ref()))
+    }
+}
+
+/// A plan duration as a `Duration`.
+pub fn dur(s: &str) -> Option<Duration> {
+    holdfast_plan::duration_ns(s).map(|n| Duration::from_nanos(n.max(0) as u64))
+}
+
+/// The `[daemon]` table with defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// State directory (catalog).
+    pub state_dir: PathBuf,
+    /// HTTP listener.
+    pub listen: SocketAddr,
+    /// Jobs at once.
+    pub max_jobs: usize,
+    /// Jobs at once per vault.
+    pub max_jobs_per_vault: usize,
+    /// Retries of a failed job.
+    pub retries: u32,
+    /// First retry delay (doubles).
+    pub retry_backoff: Duration,
+    /// Grace on SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Prune after retention.
+    pub prune: bool,
+    /// `/metrics` without token.
+    pub metrics_public: bool,
+}
+
+/// The default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/holdfast";
+/// The default listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9847";
+
+impl Settings {
+    /// The settings of `plan`.
+    pub fn of(plan: &Plan) -> Settings {
+        let d = &plan.daemon;
+        Settings {
+            state_dir: d
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| DEFAULT_STATE_DIR.into())
+                .into(),
+            listen: d
+                .listen
+                .as_ref()
+                .and_then(|l| l.get_ref().parse().ok())
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("constant address")),
+            max_jobs: d.max_jobs.as_ref().map_or(2, |v| *v.get_ref() as usize),
+            max_jobs_per_vault: d
+                .max_jobs_per_vault
+                .as_ref()
+                .map_or(1, |v| *v.get_ref() as usize),
+            retries: d.retries.unwrap_or(2),
+            retry_backoff: d
+                .retry_backoff
+                .as_ref()
+                .and_then(|s| dur(s.get_ref()))
+                .unwrap_or(Duration::from_secs(60)),
+            shutdown_grace: d
+                .shutdown_grace
+                .as_ref()
+                .and_then(|s| dur(s.get_ref()))
+                .unwrap_or(Duration::from_secs(300)),
+            prune: d.prune.unwrap_or(true),
+            metrics_public: d.metrics_public,
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Per-resource status: newest point against the category's RPO, last success, next run.
+//!
+//! A resource's data age is the age of its newest completed (or partial) point — from the
+//! catalog, and at daemon start from the vault itself (points made by hand count too). A
+//! resource that never had a point is measured from when the catalog first saw it. When the
+//! age exceeds the RPO the resource is in breach: a state of its own, alerted once.
+
+use serde::Serialize;
+
+use crate::job::{JobKind, JobState};
+use crate::runner::{Runtime, rfc3339};
+
+/// One resource's protection status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceStatus {
+    /// The resource.
+    pub resource: String,
+    /// Its category.
+    pub category: String,
+    /// The vault its backups go to.
+    pub vault: String,
+    /// The RPO target in seconds.
+    pub rpo_seconds: Option<u64>,
+    /// Newest point's time (RFC 3339).
+    pub last_point: Option<String>,
+    /// Newest point's time (Unix ns).
+    #[serde(skip)]
+    pub last_point_ns: Option<i64>,
+    /// Age of the data in seconds (since the newest point, or since first seen).
+    pub age_seconds: u64,
+    /// Whether the age exceeds the RPO.
+    pub rpo_breach: bool,
+    /// Last successful backup job's end (Unix ns).
+    #[serde(skip)]
+    pub last_success_ns: Option<i64>,
+    /// Last successful backup job's end (RFC 3339).
+    pub last_success: Option<String>,
+    /// Its duration in seconds.
+    pub last_duration_seconds: Option<f64>,
+    /// Bytes it added.
+    pub last_bytes_added: Option<u64>,
+    /// State of the newest backup job.
+    pub last_state: Option<JobState>,
+    /// The next scheduled run (RFC 3339).
+    pub next_run: Option<String>,
+}
+
+/// The status of every resource of the current plan, at `now_ns`.
+pub fn statuses(rt: &Runtime, now_ns: i64) -> Vec<ResourceStatus> {
+    let loaded = rt.plan();
+    let mut out = Vec::new();
+    for (name, r) in &loaded.plan.resources {
+        let category = r.category.get_ref().clone();
+        let vault = loaded
+            .plan
+            .categories
+            .get(&category)
+            .map(|c| c.vault.get_ref().clone())
+            .unwrap_or_default();
+        let (first_seen, last_point) = rt
+            .catalog
+            .see_resource(name, now_ns)
+            .unwrap_or((now_ns, None));
+        let rpo = loaded.rpo(&category);
+        let age_ns = (now_ns - last_point.unwrap_or(first_seen)).max(0);
+        let breach = rpo.is_some_and(|r| age_ns as u128 > r.as_nanos());
+        let last = rt
+            .catalog
+            .last_success(name, JobKind::Backup)
+            .ok()
+            .flatten();
+        let newest = rt
+            .catalog
+            .list(&crate::catalog::Filter {
+                resource: Some(name.clone()),
+                kind: Some(JobKind::Backup),
+                limit: 1,
+                ..Default::default()
+            })
+            .ok()
+            .and_then(|v| v.into_iter().next());
+        let next = loaded.schedule_of(name).and_then(|s| s.next_after(now_ns));
+        out.push(ResourceStatus {
+            resource: name.clone(),
+            category,
+            vault,
+            rpo_seconds: rpo.map(|d| d.as_secs()),
+            last_point: last_point.map(rfc3339),
+            last_point_ns: last_point,
+            age_seconds: (age_ns / 1_000_000_000) as u64,
+            rpo_breach: breach,
+            last_success_ns: last.as_ref().and_then(|j| j.ended_ns),
+            last_success: last.as_ref().and_then(|j| j.ended_ns).map(rfc3339),
+            last_duration_seconds: last
+                .as_ref()
+                .and_then(|j| Some((j.ended_ns? - j.started_ns?) as f64 / 1e9)),
+            last_bytes_added: last.as_ref().and_then(|j| j.bytes_added),
+            last_state: newest.map(|j| j.state),
+            next_run: next.map(rfc3339),
+        });
+    }
+    out
+}
