@@ -142,6 +142,9 @@ pub enum PlanCommand {
     Check {
         /// The plan (default: HOLDFAST_PLAN, else ./holdfast.toml).
         file: Option<PathBuf>,
+        /// Also open every vault with its secret, and compare retention with vault locks.
+        #[arg(long)]
+        connect: bool,
     },
     /// What will run when: the next runs of every resource.
     Show {
@@ -158,7 +161,8 @@ pub enum PlanCommand {
 pub enum PgCommand {
     /// Stream a base backup (pg_basebackup, tar) of a running cluster into the vault.
     Basebackup {
-        /// The cluster (postgresql:// URL; the role needs REPLICATION).
+        /// The cluster (postgresql:// URL; the role needs REPLICATION). `env:VAR` or
+        /// `file:PATH` read the URL from there (keeps a password out of argv).
         #[arg(long, value_name = "URL")]
         postgres: String,
         /// The cluster's resource name (WAL is archived under RESOURCE:wal).
@@ -388,6 +392,7 @@ pub struct BackupArgs {
     pub stdin_name: String,
     /// Back up PostgreSQL databases (pg_dump per database + globals) from this URL
     /// (postgresql://user[:pass]@host:port/db; the password goes to the tools by env).
+    /// `env:VAR` or `file:PATH` read the URL from there (keeps a password out of argv).
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
     /// With --postgres or --mysql: only this database (repeatable; default: all).

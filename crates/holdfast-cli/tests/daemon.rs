@@ -778,3 +778,140 @@ name = "slow.out"
         "the stuck job's child outlived the killed daemon"
     );
 }
+
+/// A loopback SMTP server recording each message's DATA.
+fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use std::io::BufRead;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mails = Arc::new(Mutex::new(Vec::new()));
+    let m = mails.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut w) = s else { continue };
+            let mut r = std::io::BufReader::new(w.try_clone().unwrap());
+            let _ = w.write_all(b"220 test ESMTP\r\n");
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let cmd = line.trim_end().to_ascii_uppercase();
+                if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+                    let _ = w.write_all(b"250-test\r\n250 8BITMIME\r\n");
+                } else if cmd.starts_with("DATA") {
+                    let _ = w.write_all(b"354 go ahead\r\n");
+                    let mut data = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 || line == ".\r\n" {
+                            break;
+                        }
+                        data.push_str(&line);
+                    }
+                    m.lock().unwrap().push(data);
+                    let _ = w.write_all(b"250 queued\r\n");
+                } else if cmd.starts_with("QUIT") {
+                    let _ = w.write_all(b"221 bye\r\n");
+                    break;
+                } else {
+                    let _ = w.write_all(b"250 OK\r\n");
+                }
+            }
+        }
+    });
+    (port, mails)
+}
+
+#[test]
+fn sighup_reloads_the_plan_and_email_alerts_arrive() {
+    let env = Env::new();
+    let (smtp_port, mails) = smtp_server();
+    let (_main, _dr, state, _port, head) = setup(&env, "retries = 0");
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), "x").unwrap();
+    let base = format!(
+        r#"{head}
+[categories.often]
+schedule = "*/2 * * * * *"
+vault = "main"
+[categories.often.retention]
+keep_last = 3
+
+[resources.a]
+kind = "files"
+category = "often"
+paths = ["{data}"]
+
+[notifications.mail]
+kind = "email"
+to = ["ops@example.com"]
+smtp = "127.0.0.1:{smtp_port}"
+smtp_security = "none"
+from = "holdfast@example.com"
+events = ["failure", "recovery"]
+"#,
+        data = data.display()
+    );
+    let plan = env.path("holdfast.toml");
+    std::fs::write(&plan, &base).unwrap();
+    let mut d = Daemon::start(&env, &plan, &env.path("daemon.log"));
+    let count = |r: &str, st: &str| {
+        jobs(&env, &state)
+            .iter()
+            .filter(|j| j["resource"] == r && j["kind"] == "backup" && j["state"] == st)
+            .count()
+    };
+    wait_until(Duration::from_secs(30), "a backup of a", || {
+        count("a", "completed") >= 1
+    });
+    // Add a resource that fails; SIGHUP.
+    std::fs::write(
+        &plan,
+        format!(
+            "{base}\n[resources.b]\nkind = \"command\"\ncategory = \"often\"\ncommand = \"sh -c 'echo no route to the export API >&2; exit 3'\"\n"
+        ),
+    )
+    .unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(Duration::from_secs(30), "a failed backup of b", || {
+        count("b", "failed") >= 2
+    });
+    wait_until(Duration::from_secs(30), "the failure email", || {
+        !mails.lock().unwrap().is_empty()
+    });
+    // A broken plan is refused; the running plan stays.
+    std::fs::write(
+        &plan,
+        format!(
+            "{base}\n[resources.c]\nkind = \"files\"\ncategory = \"often\"\npathz = [\"/x\"]\n"
+        ),
+    )
+    .unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(Duration::from_secs(10), "the refusal in the log", || {
+        d.log().contains("plan not reloaded")
+    });
+    let a_before = count("a", "completed");
+    let b_before = count("b", "failed");
+    wait_until(
+        Duration::from_secs(30),
+        "more runs under the old plan",
+        || count("a", "completed") > a_before && count("b", "failed") > b_before,
+    );
+    assert!(
+        d.log().contains("pathz"),
+        "the refusal names the problem:\n{}",
+        d.log()
+    );
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(60)), Some(0));
+    let mails = mails.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1, "one alert for one outage: {mails:#?}");
+    let m = &mails[0];
+    assert!(m.contains("Subject: [holdfast] failure b: backup"), "{m}");
+    assert!(m.contains("To: ops@example.com"), "{m}");
+    assert!(m.contains("no route to the export API"), "{m}");
+}

@@ -295,3 +295,59 @@ fn point_in_time_recovery_to_every_target_kind_and_across_timelines() {
     assert_eq!(o.status.code(), Some(1));
     let _ = Path::new("");
 }
+
+#[test]
+fn a_plan_takes_base_backups_of_a_postgres_base_resource() {
+    let Some(pg) = PgCluster::start() else { return };
+    let p = Pitr::new();
+    p.ok(&["init"]);
+    let home = p.home.path();
+    std::fs::write(home.join("db.url"), format!("{}\n", pg.url("postgres"))).unwrap();
+    let plan = home.join("holdfast.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"[daemon]
+state_dir = "{state}"
+
+[vaults.main]
+url = "{vault}"
+passphrase_file = "{pass}"
+
+[categories.db]
+schedule = "0 2 * * *"
+vault = "main"
+rpo = "26h"
+
+[categories.db.retention]
+keep_daily = 7
+
+[resources.db]
+kind = "postgres-base"
+category = "db"
+url_file = "{url}"
+"#,
+            state = home.join("state").display(),
+            vault = p.vault().display(),
+            pass = home.join("pass").display(),
+            url = home.join("db.url").display()
+        ),
+    )
+    .unwrap();
+    let show = p.ok(&["plan", "show", plan.to_str().unwrap()]);
+    assert!(show.contains("postgres-base"), "{show}");
+    let out = p.ok(&["run", "--plan", plan.to_str().unwrap(), "db"]);
+    assert!(out.contains("db: job 1 backup in main: completed"), "{out}");
+    assert!(out.contains("retention in main: completed"), "{out}");
+    let pts = String::from_utf8_lossy(&p.run(&["--json", "points", "--resource", "db"]).stdout)
+        .to_string();
+    assert!(
+        pts.contains("postgres-base") && pts.contains("start_lsn"),
+        "{pts}"
+    );
+    let jobs = p.ok(&["--json", "jobs", "--plan", plan.to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_str(&jobs).unwrap();
+    assert_eq!(j[1]["kind"], "backup", "{j}");
+    assert!(j[1]["bytes_added"].as_u64().unwrap() > 1_000_000, "{j}");
+    assert!(j[1]["point"].as_str().is_some(), "{j}");
+}

@@ -11,7 +11,7 @@ fn plan_check_reports_file_line_and_fix() {
     let example = holdfast_testkit::workspace_root().join("docs/examples/holdfast.toml");
     let ok = env.ok(&["plan", "check", example.to_str().unwrap()]);
     assert!(
-        ok.contains("plan OK (3 vaults, 8 categories, 9 resources"),
+        ok.contains("plan OK (3 vaults, 8 categories, 10 resources"),
         "{ok}"
     );
     let bad = env.path("holdfast.toml");
@@ -33,4 +33,103 @@ fn plan_check_reports_file_line_and_fix() {
     assert!(e.contains("(fix: "), "{e}");
     let j = env.json(&["plan", "check", example.to_str().unwrap()]);
     assert_eq!(j["ok"], true);
+}
+
+#[test]
+fn plan_check_connect_opens_vaults_and_compares_retention_with_locks() {
+    let env = Env::new();
+    env.init();
+    env.ok(&[
+        "lock",
+        "set",
+        "--mode",
+        "governance",
+        "--min-retention",
+        "30d",
+        "--max-retention",
+        "2y",
+    ]);
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let wrong = env.path("wrong");
+    std::fs::write(&wrong, "wrong horse\n").unwrap();
+    let plan = env.path("holdfast.toml");
+    let src = format!(
+        r#"[vaults.main]
+url = "{vault}"
+passphrase_file = "{pass}"
+
+[vaults.gone]
+url = "{gone}"
+passphrase_file = "{pass}"
+
+[vaults.locked_out]
+url = "{vault}"
+passphrase_file = "{wrong}"
+
+[categories.short]
+schedule = "0 2 * * *"
+vault = "main"
+
+[categories.short.retention]
+keep_daily = 7
+delete_after = "7d"
+
+[categories.long]
+schedule = "0 2 * * *"
+vault = "main"
+
+[categories.long.retention]
+min_days = 30
+keep_yearly = 7
+delete_after = "7y"
+
+[categories.fine]
+schedule = "0 2 * * *"
+vault = "main"
+
+[categories.fine.retention]
+min_days = 30
+keep_daily = 30
+delete_after = "1y"
+
+[resources.r]
+kind = "files"
+category = "fine"
+paths = ["/etc/hostname"]
+"#,
+        vault = env.vault,
+        pass = pass.display(),
+        wrong = wrong.display(),
+        gone = env.path("nothing-here").display()
+    );
+    std::fs::write(&plan, &src).unwrap();
+    // Without --connect the plan is fine.
+    env.ok(&["plan", "check", plan.to_str().unwrap()]);
+    let o = env.run(&["plan", "check", "--connect", plan.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    let e = stderr(&o);
+    let lines: Vec<&str> = e.lines().collect();
+    let p = plan.display().to_string();
+    let expect = [
+        format!("{p}:6: vault \"gone\""),
+        format!("{p}:10: vault \"locked_out\""),
+        format!(
+            "{p}:17: category \"short\": retention can forget points younger than the Governance lock minimum of vault \"main\" (30d)"
+        ),
+        format!(
+            "{p}:19: category \"short\": delete_after 7d is shorter than the Governance lock minimum of vault \"main\" (30d)"
+        ),
+        format!(
+            "{p}:28: category \"long\": retention keeps points longer than the maximum of vault \"main\" (2y)"
+        ),
+    ];
+    assert_eq!(lines.len(), expect.len(), "{e}");
+    for (l, x) in lines.iter().zip(&expect) {
+        assert!(l.starts_with(x.as_str()), "{l}\n  expected {x}");
+        assert!(l.contains("(fix: "), "{l}");
+    }
+    assert!(lines[0].contains("no vault at"), "{}", lines[0]);
+    assert!(lines[1].contains("does not open"), "{}", lines[1]);
+    assert!(lines[2].contains("set min_days = 30"), "{}", lines[2]);
 }

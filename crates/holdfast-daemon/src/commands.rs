@@ -124,6 +124,18 @@ fn url_arg(r: &Resource) -> String {
 pub fn backup(exe: &Path, plan: &Plan, name: &str) -> Result<Command, PrepareError> {
     let (r, c) = resource(plan, name)?;
     let mut cmd = base(exe, plan, c.vault.get_ref())?;
+    if *r.kind.get_ref() == Kind::PostgresBase {
+        // WAL reaches the vault through archive_command (`holdfast pg wal-push`).
+        cmd.args([
+            "pg",
+            "basebackup",
+            "--resource",
+            name,
+            "--postgres",
+            &url_arg(r),
+        ]);
+        return Ok(cmd);
+    }
     cmd.args(["backup", "--resource", name]);
     cmd.args(["--tag", &format!("category={}", r.category.get_ref())]);
     for t in &r.tags {
@@ -140,6 +152,7 @@ pub fn backup(exe: &Path, plan: &Plan, name: &str) -> Result<Command, PrepareErr
         Kind::Postgres => {
             cmd.args(["--postgres", &url_arg(r)]);
         }
+        Kind::PostgresBase => {}
         Kind::Mysql => {
             cmd.args(["--mysql", &url_arg(r)]);
         }

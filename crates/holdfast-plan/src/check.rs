@@ -306,7 +306,7 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
         let conn = r.url.is_some() || r.url_env.is_some() || r.url_file.is_some();
         let missing = match *r.kind.get_ref() {
             Kind::Files => (r.paths.is_empty()).then_some("paths = [\"/srv/app\"]"),
-            Kind::Postgres | Kind::Mysql | Kind::S3 => {
+            Kind::Postgres | Kind::PostgresBase | Kind::Mysql | Kind::S3 => {
                 (!conn).then_some("url_env = \"VAR\" (or url_file, or url without password)")
             }
             Kind::Sqlite => r.path.is_none().then_some("path = \"/srv/app/app.db\""),
@@ -319,8 +319,8 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
             c.at(
                 &r.kind,
                 format!(
-                    "resource {name:?} of kind {:?} lacks what to back up",
-                    r.kind.get_ref()
+                    "resource {name:?} of kind {} lacks what to back up",
+                    r.kind.get_ref().as_str()
                 ),
                 &format!("add {fix}"),
             );

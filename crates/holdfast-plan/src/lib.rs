@@ -12,6 +12,7 @@ pub const EVENTS: [&str; 4] = ["failure", "expired", "rpo", "recovery"];
 
 pub use check::{Problem, check};
 pub use model::*;
+pub use toml::Spanned;
 #[cfg(test)]
 mod tests;
 

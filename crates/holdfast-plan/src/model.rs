@@ -128,6 +128,9 @@ pub enum Kind {
     Files,
     /// PostgreSQL (logical).
     Postgres,
+    /// PostgreSQL base backups (physical; with WAL archiving, point-in-time recovery).
+    #[serde(rename = "postgres-base")]
+    PostgresBase,
     /// MariaDB/MySQL.
     Mysql,
     /// SQLite.
@@ -136,6 +139,21 @@ pub enum Kind {
     Command,
     /// An S3 bucket/prefix.
     S3,
+}
+
+impl Kind {
+    /// Its name in the plan.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Files => "files",
+            Kind::Postgres => "postgres",
+            Kind::PostgresBase => "postgres-base",
+            Kind::Mysql => "mysql",
+            Kind::Sqlite => "sqlite",
+            Kind::Command => "command",
+            Kind::S3 => "s3",
+        }
+    }
 }
 
 /// A protected resource.

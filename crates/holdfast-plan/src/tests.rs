@@ -7,7 +7,9 @@ const GOOD: &str = include_str!("../../../docs/examples/holdfast.toml");
 #[test]
 fn the_example_plan_is_valid() {
     let p = check(GOOD).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(p.resources.len(), 9);
+    assert_eq!(p.resources.len(), 10);
+    assert_eq!(p.notifications.len(), 2);
+    assert_eq!(p.daemon.max_jobs.as_ref().map(|m| *m.get_ref()), Some(2));
     assert_eq!(p.categories.len(), 8);
     assert_eq!(p.vaults.len(), 3);
 }
@@ -216,6 +218,48 @@ const BROKEN: &[(&str, &str, &str, usize, &str)] = &[
         "",
         3,
         "missing field `url`",
+    ),
+    (
+        "daemon listen without a port",
+        "listen = \"127.0.0.1:9847\"",
+        "listen = \"localhost\"",
+        192,
+        "daemon: listen \"localhost\"",
+    ),
+    (
+        "no job could ever run",
+        "max_jobs = 2",
+        "max_jobs = 0",
+        194,
+        "max_jobs is 0",
+    ),
+    (
+        "bad retry backoff",
+        "retry_backoff = \"5m\"",
+        "retry_backoff = \"soon\"",
+        197,
+        "retry_backoff",
+    ),
+    (
+        "unknown notification event",
+        "events = [\"failure\", \"expired\", \"rpo\"]",
+        "events = [\"failure\", \"expird\"]",
+        187,
+        "unknown event \"expird\"",
+    ),
+    (
+        "unknown SMTP security",
+        "smtp = \"smtp.example.com:587\"",
+        "smtp = \"smtp.example.com:587\"\nsmtp_security = \"ssl3\"",
+        185,
+        "unknown smtp_security",
+    ),
+    (
+        "base backups without a connection",
+        "url_env = \"APP_DB_REPLICATION_URL\"",
+        "",
+        177,
+        "of kind postgres-base lacks what to back up",
     ),
 ];
 

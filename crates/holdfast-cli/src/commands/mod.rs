@@ -6,6 +6,7 @@ mod copy;
 mod lifecycle;
 mod pg;
 mod plan;
+mod plan_connect;
 pub mod protect;
 mod read;
 mod schedule;
@@ -46,7 +47,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Lock(l) => protect::lock(&ctx, l),
         Command::Hold(h) => protect::hold(&ctx, h),
         Command::Pg(p) => pg::run(&ctx, p),
-        Command::Plan(crate::cli::PlanCommand::Check { file }) => plan::check(&ctx, file),
+        Command::Plan(crate::cli::PlanCommand::Check { file, connect }) => {
+            plan::check(&ctx, file, connect)
+        }
         Command::Plan(crate::cli::PlanCommand::Show { file, count }) => {
             plan::show(&ctx, file, count)
         }

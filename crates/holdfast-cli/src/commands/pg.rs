@@ -44,11 +44,12 @@ fn save(ctx: &Ctx, source: &dyn Source, resource: String) -> Result<(Id, Manifes
 pub fn run(ctx: &Ctx, c: PgCommand) -> Result<i32> {
     match c {
         PgCommand::Basebackup { postgres, resource } => {
-            let conn = PgConn::parse(&postgres)?;
+            let conn = PgConn::parse(&super::backup::source_url("--postgres", &postgres)?)?;
             let src = BaseBackupSource::new(&conn)?;
             let (id, m) = save(ctx, &src, resource)?;
             if ctx.json {
-                ctx.print_json(&serde_json::json!({"point": id.to_hex(), "facts": m.source.facts}));
+                ctx.print_json(&serde_json::json!({"point": id.to_hex(), "resource": m.resource,
+                    "time": output::time_ns(m.time_ns), "summary": m.summary, "facts": m.source.facts}));
             } else if !ctx.quiet {
                 let f = &m.source.facts;
                 println!(

@@ -7,21 +7,31 @@ use holdfast_engine::{Error, Result};
 use super::Ctx;
 use crate::exit;
 
-pub fn check(ctx: &Ctx, file: Option<PathBuf>) -> Result<i32> {
-    let file = file
-        .or_else(|| std::env::var_os("HOLDFAST_PLAN").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("holdfast.toml"));
+pub fn check(ctx: &Ctx, file: Option<PathBuf>, connect: bool) -> Result<i32> {
+    let file = super::schedule::plan_path(file);
     let src = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
-    match holdfast_plan::check(&src) {
+    let checked = holdfast_plan::check(&src).and_then(|plan| {
+        if !connect {
+            return Ok(plan);
+        }
+        let problems = super::plan_connect::check(ctx, &src, &plan);
+        if problems.is_empty() {
+            Ok(plan)
+        } else {
+            Err(problems)
+        }
+    });
+    match checked {
         Ok(plan) => {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"ok": true, "file": file.display().to_string(),
                     "vaults": plan.vaults.len(), "categories": plan.categories.len(), "resources": plan.resources.len()}));
             } else if !ctx.quiet {
                 println!(
-                    "{}: plan OK ({} vaults, {} categories, {} resources, {} notification channels)",
+                    "{}: plan OK ({} vaults{}, {} categories, {} resources, {} notification channels)",
                     file.display(),
                     plan.vaults.len(),
+                    if connect { " opened" } else { "" },
                     plan.categories.len(),
                     plan.resources.len(),
                     plan.notifications.len()
@@ -100,7 +110,7 @@ pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
         let copies: Vec<String> = c.copy_to.iter().map(|d| d.get_ref().clone()).collect();
         rows.push((
             name.clone(),
-            format!("{:?}", r.kind.get_ref()).to_lowercase(),
+            r.kind.get_ref().as_str().to_string(),
             cat_name.clone(),
             c.vault.get_ref().clone(),
             copies,
@@ -124,7 +134,7 @@ pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
         return Ok(exit::OK);
     }
     println!(
-        "{:<16}  {:<8}  {:<18}  {:<14}  {:<16}  {:<5}  NEXT RUNS (category time zone)",
+        "{:<16}  {:<13}  {:<18}  {:<14}  {:<16}  {:<5}  NEXT RUNS (category time zone)",
         "RESOURCE", "KIND", "CATEGORY", "VAULT -> COPY", "SCHEDULE", "RPO"
     );
     for r in &rows {
@@ -134,7 +144,7 @@ pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
             format!("{} -> {}", r.3, r.4.join(","))
         };
         println!(
-            "{:<16}  {:<8}  {:<18}  {:<14}  {:<16}  {:<5}  {}",
+            "{:<16}  {:<13}  {:<18}  {:<14}  {:<16}  {:<5}  {}",
             r.0,
             r.1,
             r.2,

@@ -1,0 +1,161 @@
+//! `plan check --connect`: every vault of the plan is opened with the plan's secret source,
+//! and each category's retention is compared with the locks of the vaults holding its
+//! points (the category's vault and its copy destinations).
+//!
+//! Problems found: an unreachable vault or missing vault (`holdfast init` not run), a
+//! secret that does not open it, retention that would forget points younger than a lock's
+//! minimum (the lock keeps them: the plan promises a retention the vault will not honour),
+//! retention that keeps points longer than a lock's maximum.
+
+use std::sync::Arc;
+
+use holdfast_engine::keys;
+use holdfast_engine::{LockedVault, Vault};
+use holdfast_plan::Spanned;
+use holdfast_plan::{Plan, Problem};
+use holdfast_retention::{add_span, parse_span};
+use holdfast_storage::url::Location;
+use zeroize::Zeroizing;
+
+use super::Ctx;
+
+fn line(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())].matches('\n').count() + 1
+}
+
+fn at<T>(src: &str, s: &Spanned<T>) -> usize {
+    line(src, s.span().start)
+}
+
+fn open(ctx: &Ctx, name: &str, v: &holdfast_plan::Vault) -> Result<Vault, String> {
+    let loc = Location::parse(v.url.get_ref()).map_err(|e| e.message)?;
+    let storage = loc
+        .open(&ctx.s3_with(v.endpoint.clone(), v.region.clone()))
+        .map_err(|e| e.to_string())?;
+    let locked = LockedVault::open(Arc::clone(&storage)).map_err(|e| e.to_string())?;
+    let unlocked = if let Some(k) = &v.key_file {
+        let data = std::fs::read(k).map_err(|e| format!("key_file {k}: {e}"))?;
+        let m = keys::decode_key_file(&data).map_err(|e| format!("key_file {k}: {e}"))?;
+        locked.unlock_material(m)
+    } else {
+        let pass: Zeroizing<Vec<u8>> = if let Some(f) = &v.passphrase_file {
+            let data = std::fs::read(f).map_err(|e| format!("passphrase_file {f}: {e}"))?;
+            let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]);
+            let first = first.strip_suffix(b"\r").unwrap_or(first);
+            Zeroizing::new(first.to_vec())
+        } else if let Some(var) = &v.passphrase_env {
+            Zeroizing::new(
+                std::env::var(var)
+                    .map_err(|_| format!("passphrase_env {var} is not set"))?
+                    .into_bytes(),
+            )
+        } else {
+            return Err(format!("vault {name:?} has no secret source"));
+        };
+        locked.unlock_passphrase(&pass)
+    };
+    unlocked.map_err(|e| e.to_string())
+}
+
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// The connected checks; problems in line order.
+pub fn check(ctx: &Ctx, src: &str, plan: &Plan) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let now = super::now_ns();
+    let mut locks = std::collections::BTreeMap::new();
+    for (name, v) in &plan.vaults {
+        match open(ctx, name, v) {
+            Ok(vault) => match holdfast_engine::protect::current(&vault) {
+                Ok(p) => {
+                    locks.insert(name.clone(), p.lock);
+                }
+                Err(e) => out.push(Problem {
+                    line: at(src, &v.url),
+                    message: format!("vault {name:?}: cannot read its lock: {e}"),
+                    fix: "use a full key for plan check --connect".into(),
+                }),
+            },
+            Err(e) => out.push(Problem {
+                line: at(src, &v.url),
+                message: format!("vault {name:?} ({}): {e}", v.url.get_ref()),
+                fix: "check the URL, the credentials and the secret source; create it with `holdfast init`".into(),
+            }),
+        }
+    }
+    for (cname, c) in &plan.categories {
+        let r = &c.retention;
+        let vaults =
+            std::iter::once(c.vault.get_ref()).chain(c.copy_to.iter().map(|d| d.get_ref()));
+        for vname in vaults {
+            let Some(Some(lock)) = locks.get(vname) else {
+                continue;
+            };
+            let Ok(min) = parse_span(&lock.min_retention) else {
+                continue;
+            };
+            let min_days = (add_span(now, min) - now) / DAY_NS;
+            let table = src
+                .find(&format!("[categories.{cname}.retention]"))
+                .map_or_else(|| at(src, &c.vault), |o| line(src, o));
+            if let Some(d) = &r.delete_after
+                && let Ok(span) = parse_span(d.get_ref())
+                && (add_span(now, span) - now) / DAY_NS < min_days
+            {
+                out.push(Problem {
+                    line: at(src, d),
+                    message: format!(
+                        "category {cname:?}: delete_after {} is shorter than the {:?} lock minimum of vault {vname:?} ({})",
+                        d.get_ref(), lock.mode, lock.min_retention
+                    ),
+                    fix: "delete after at least the lock's minimum, or shorten the lock (`holdfast lock set`)".into(),
+                });
+            }
+            let rules = [
+                r.keep_last,
+                r.keep_daily,
+                r.keep_weekly,
+                r.keep_monthly,
+                r.keep_yearly,
+            ]
+            .iter()
+            .any(|x| x.is_some_and(|n| n > 0));
+            let kept_min = r.min_days.as_ref().map_or(0, |d| i64::from(*d.get_ref()));
+            if rules && kept_min < min_days {
+                out.push(Problem {
+                    line: r.min_days.as_ref().map_or(table, |d| at(src, d)),
+                    message: format!(
+                        "category {cname:?}: retention can forget points younger than the {:?} lock minimum of vault {vname:?} ({}); the lock would keep them",
+                        lock.mode, lock.min_retention
+                    ),
+                    fix: format!("set min_days = {min_days} in [categories.{cname}.retention]"),
+                });
+            }
+            if let Some(max) = lock
+                .max_retention
+                .as_deref()
+                .and_then(|m| parse_span(m).ok())
+            {
+                let max_days = (add_span(now, max) - now) / DAY_NS;
+                let keeps_days = r
+                    .delete_after
+                    .as_ref()
+                    .and_then(|d| parse_span(d.get_ref()).ok())
+                    .map(|s| (add_span(now, s) - now) / DAY_NS)
+                    .unwrap_or(i64::MAX);
+                if keeps_days > max_days {
+                    out.push(Problem {
+                        line: r.delete_after.as_ref().map_or(table, |d| at(src, d)),
+                        message: format!(
+                            "category {cname:?}: retention keeps points longer than the maximum of vault {vname:?} ({})",
+                            lock.max_retention.as_deref().unwrap_or("")
+                        ),
+                        fix: "set delete_after within the vault's maximum retention".into(),
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by_key(|p| p.line);
+    out
+}
