@@ -66,6 +66,18 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         None => loaded.plan.resources.keys().cloned().collect(),
     };
     let cat = catalog(&loaded.settings.state_dir)?;
+    // Jobs left running by a process that is gone (a killed daemon or run) end here too.
+    if let Ok(stale) = cat.abort_unfinished(now_ns()) {
+        for j in stale {
+            eprintln!(
+                "holdfast: job {} ({} of {}) was left {} by a stopped process: recorded aborted",
+                j.id,
+                j.kind.as_str(),
+                j.resource,
+                j.state.as_str()
+            );
+        }
+    }
     let rt = Runtime::new(exe()?, cat, loaded);
     let reports = runtime()?.block_on(async {
         let mut out = Vec::new();
