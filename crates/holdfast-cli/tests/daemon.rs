@@ -915,3 +915,49 @@ events = ["failure", "recovery"]
     assert!(m.contains("To: ops@example.com"), "{m}");
     assert!(m.contains("no route to the export API"), "{m}");
 }
+
+#[test]
+fn the_systemd_unit_runs_the_daemon_and_outlasts_its_grace() {
+    let unit = std::fs::read_to_string(
+        holdfast_testkit::workspace_root().join("docs/examples/holdfast.service"),
+    )
+    .unwrap();
+    assert!(
+        unit.contains(
+            "ExecStart=/usr/local/bin/holdfast daemon --plan /etc/holdfast/holdfast.toml"
+        )
+    );
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    assert!(unit.contains("KillMode=mixed"));
+    // TimeoutStopSec must exceed the default shutdown_grace (5 min) + 10 s of stopping.
+    let stop = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .unwrap();
+    let secs = if let Some(m) = stop.strip_suffix("min") {
+        m.parse::<u64>().unwrap() * 60
+    } else {
+        stop.trim_end_matches('s').parse::<u64>().unwrap()
+    };
+    assert!(secs > 310, "{stop}");
+    // systemd's own parser, where there is one.
+    let bin = assert_cmd::cargo::cargo_bin("holdfast");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("holdfast.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/holdfast", bin.to_str().unwrap()),
+    )
+    .unwrap();
+    match std::process::Command::new("systemd-analyze")
+        .args(["verify", path.to_str().unwrap()])
+        .output()
+    {
+        Ok(o) => assert!(
+            o.status.success() && o.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(_) => eprintln!("systemd-analyze not installed: unit syntax not checked by systemd"),
+    }
+}
