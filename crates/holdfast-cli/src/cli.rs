@@ -100,13 +100,17 @@ pub struct PlanArgs {
 
 /// `run`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("what").args(["resource", "all"]).required(true).multiple(false)))]
+#[command(group(ArgGroup::new("what").args(["resource", "all", "verify"]).required(true).multiple(false)))]
 pub struct RunArgs {
     /// The resource (as named in the plan).
     pub resource: Option<String>,
     /// Every resource of the plan, one after the other.
     #[arg(long)]
     pub all: bool,
+    /// Verify this vault of the plan now, as its [vaults.NAME.verify] says (default: structure
+    /// only).
+    #[arg(long, value_name = "VAULT")]
+    pub verify: Option<String>,
     /// Plan and state directory.
     #[command(flatten)]
     pub plan: PlanArgs,
@@ -509,6 +513,17 @@ pub struct RestoreArgs {
     /// Only restore paths matching this glob (repeatable).
     #[arg(long = "include")]
     pub includes: Vec<String>,
+    /// Restore through this plan: the vault and its secret come from the plan, and the
+    /// restore is recorded as a job in the catalog (with its duration against the RTO).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// With --plan: the plan's vault to restore from (default: the vault of the resource
+    /// named in `latest:RESOURCE`).
+    #[arg(long, value_name = "VAULT", requires = "plan")]
+    pub from: Option<String>,
+    /// With --plan: the state directory holding the job catalog.
+    #[arg(long, env = "HOLDFAST_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `verify`.
@@ -517,8 +532,9 @@ pub struct VerifyArgs {
     /// Read and authenticate every stored pack.
     #[arg(long, conflicts_with = "read_data_subset")]
     pub read_data: bool,
-    /// Read and authenticate this percentage of packs (e.g. 10 or 2.5%).
-    #[arg(long, value_name = "PCT")]
+    /// Read and authenticate this percentage of packs (e.g. 10 or 2.5%: always the same
+    /// packs), or part K of N of them (e.g. 3/10: parts 1/N..N/N read every pack once).
+    #[arg(long, value_name = "PCT|K/N")]
     pub read_data_subset: Option<String>,
 }
 

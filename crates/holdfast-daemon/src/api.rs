@@ -7,12 +7,14 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | GET | `/api/v1/jobs?resource=&state=&kind=&since=&limit=` | jobs, newest first |
+//! | GET | `/api/v1/jobs?resource=&vault=&state=&kind=&since=&limit=` | jobs, newest first |
 //! | GET | `/api/v1/jobs/{id}` | one job |
 //! | GET | `/api/v1/resources` | every resource's status (RPO, last success, next run) |
 //! | GET | `/api/v1/rpo` | resource, RPO, data age, breach |
 //! | GET | `/api/v1/points?resource=R` | the resource's points in its vault |
 //! | POST | `/api/v1/resources/{name}/run` | 202 with the new backup job's id |
+//! | GET | `/api/v1/vaults` | every vault: verify schedule, newest verify, next verify |
+//! | POST | `/api/v1/vaults/{name}/verify` | 202 with the new verify job's id |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +54,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/rpo", get(rpo))
         .route("/api/v1/points", get(points))
         .route("/api/v1/resources/{name}/run", post(run))
+        .route("/api/v1/vaults", get(vaults))
+        .route("/api/v1/vaults/{name}/verify", post(verify))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(api)
 }
@@ -109,6 +113,7 @@ async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
 #[derive(Deserialize)]
 struct JobsQuery {
     resource: Option<String>,
+    vault: Option<String>,
     state: Option<String>,
     kind: Option<String>,
     since: Option<String>,
@@ -151,6 +156,7 @@ async fn jobs(State(api): State<Api>, headers: HeaderMap, Query(q): Query<JobsQu
     };
     let f = Filter {
         resource: q.resource,
+        vault: q.vault,
         state,
         kind,
         since_ns: since,
@@ -236,8 +242,16 @@ async fn points(
     }
 }
 
-async fn run(State(api): State<Api>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    if let Err(r) = authorized(&api, &headers) {
+/// Start a job now: 202 with its id, 404 when `known` is false, 503 while draining. `start`
+/// records the job and launches it.
+fn start_now(
+    api: &Api,
+    headers: &HeaderMap,
+    known: bool,
+    unknown: &str,
+    start: impl FnOnce() -> Result<i64, crate::catalog::CatalogError>,
+) -> Response {
+    if let Err(r) = authorized(api, headers) {
         return r;
     }
     if *api.rt.draining.borrow() {
@@ -246,14 +260,42 @@ async fn run(State(api): State<Api>, headers: HeaderMap, Path(name): Path<String
             "the daemon is shutting down",
         );
     }
-    if !api.rt.plan().plan.resources.contains_key(&name) {
-        return err(StatusCode::NOT_FOUND, "no such resource in the plan");
+    if !known {
+        return err(StatusCode::NOT_FOUND, unknown);
     }
-    match api.rt.create_backup(&name, "api", None) {
-        Ok(job) => {
-            api.rt.spawn_run(job, name, None);
-            (StatusCode::ACCEPTED, axum::Json(json!({ "job": job }))).into_response()
-        }
+    match start() {
+        Ok(job) => (StatusCode::ACCEPTED, axum::Json(json!({ "job": job }))).into_response(),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+async fn run(State(api): State<Api>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let known = api.rt.plan().plan.resources.contains_key(&name);
+    start_now(
+        &api,
+        &headers,
+        known,
+        "no such resource in the plan",
+        || {
+            let job = api.rt.create_backup(&name, "api", None)?;
+            api.rt.spawn_run(job, name.clone(), None);
+            Ok(job)
+        },
+    )
+}
+
+async fn vaults(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&api, &headers) {
+        return r;
+    }
+    axum::Json(crate::status::vault_statuses(&api.rt, now_ns())).into_response()
+}
+
+async fn verify(State(api): State<Api>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let known = api.rt.plan().plan.vaults.contains_key(&name);
+    start_now(&api, &headers, known, "no such vault in the plan", || {
+        let job = api.rt.create_verify(&name, "api", None)?;
+        api.rt.spawn_verify(job, name.clone(), None);
+        Ok(job)
+    })
 }

@@ -89,6 +89,8 @@ pub struct Filter {
     pub id: Option<i64>,
     /// Only this resource.
     pub resource: Option<String>,
+    /// Only this vault.
+    pub vault: Option<String>,
     /// Only this state.
     pub state: Option<JobState>,
     /// Only this kind.
@@ -373,6 +375,10 @@ impl Catalog {
                 sql.push_str(" AND resource = ?");
                 args.push(r.clone().into());
             }
+            if let Some(v) = &f.vault {
+                sql.push_str(" AND vault = ?");
+                args.push(v.clone().into());
+            }
             if let Some(s) = f.state {
                 sql.push_str(" AND state = ?");
                 args.push(s.as_str().to_string().into());
@@ -465,6 +471,32 @@ impl Catalog {
                 |r| r.get::<_, Option<i64>>(0),
             )
         })
+    }
+
+    /// The latest scheduled time a verify job of `vault` served.
+    pub fn last_scheduled_verify(&self, vault: &str) -> Result<Option<i64>, CatalogError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT MAX(scheduled_ns) FROM jobs WHERE vault = ?1 AND kind = 'verify'",
+                params![vault],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+        })
+    }
+
+    /// The newest finished verify job of `vault` (any end state but aborted).
+    pub fn last_verify(&self, vault: &str) -> Result<Option<JobRecord>, CatalogError> {
+        let v = self.list(&Filter {
+            vault: Some(vault.to_string()),
+            kind: Some(JobKind::Verify),
+            ..Filter::default()
+        })?;
+        Ok(v.into_iter().find(|j| {
+            matches!(
+                j.state,
+                JobState::Completed | JobState::Failed | JobState::Expired
+            )
+        }))
     }
 
     /// The newest successful job of `kind` for `resource`.

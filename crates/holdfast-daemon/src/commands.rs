@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use holdfast_plan::{Category, Kind, Plan, Resource, Vault};
+use holdfast_plan::{Category, Kind, Plan, ReadData, Resource, Vault};
 use tokio::process::Command;
 
 /// A step that cannot be prepared (the plan references something missing at run time).
@@ -237,6 +237,49 @@ pub fn forget(
 pub fn prune(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Command, PrepareError> {
     let mut cmd = base(exe, plan, vault_name)?;
     cmd.arg("prune");
+    Ok(cmd)
+}
+
+/// The part of a rotation the `done`-th verify with a `pct` share reads: (K, N) with
+/// N = ceil(100 / pct) parts, so N verifies read every pack once.
+pub fn rotation(pct: f64, done: usize) -> (u32, u32) {
+    let n = (100.0 / pct).ceil().clamp(1.0, 10_000.0) as u32;
+    ((done % n as usize) as u32 + 1, n)
+}
+
+/// Verify `vault_name`, reading `read_data` of its stored packs; a share rotates through the
+/// packs (`done`: verifies of this vault completed so far).
+pub fn verify(
+    exe: &Path,
+    plan: &Plan,
+    vault_name: &str,
+    read_data: ReadData,
+    done: usize,
+) -> Result<Command, PrepareError> {
+    let mut cmd = base(exe, plan, vault_name)?;
+    cmd.arg("verify");
+    match read_data {
+        ReadData::None => {}
+        ReadData::All => {
+            cmd.arg("--read-data");
+        }
+        ReadData::Subset(p) => {
+            let (k, n) = rotation(p, done);
+            cmd.args(["--read-data-subset", &format!("{k}/{n}")]);
+        }
+    }
+    Ok(cmd)
+}
+
+/// Restore from `vault_name`: `holdfast restore` with `args` (point and target).
+pub fn restore(
+    exe: &Path,
+    plan: &Plan,
+    vault_name: &str,
+    args: &[std::ffi::OsString],
+) -> Result<Command, PrepareError> {
+    let mut cmd = base(exe, plan, vault_name)?;
+    cmd.arg("restore").args(args);
     Ok(cmd)
 }
 

@@ -2,6 +2,9 @@
 //! their start windows, watches RPOs, serves `/metrics` and the API, reloads the plan on
 //! SIGHUP and drains on SIGTERM/SIGINT.
 //!
+//! Vaults with a `[vaults.NAME.verify]` schedule are verified on it the same way (start
+//! window, catch-up, expiry).
+//!
 //! Start-up: jobs a previous process left unfinished are recorded `aborted` (and a backup
 //! whose point reached the vault after all is recorded completed with it); each resource's
 //! newest point is read from its vault. Catch-up: if a resource's latest scheduled time
@@ -24,6 +27,7 @@ use crate::api::{Api, router};
 use crate::notify::EventKind;
 use crate::runner::{Runtime, now_ns, rfc3339};
 use crate::settings::LoadedPlan;
+use holdfast_plan::schedule::Schedule;
 
 /// The daemon cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -70,18 +74,45 @@ fn token(plan: &LoadedPlan) -> Result<Option<Arc<String>>, DaemonError> {
     Ok(None)
 }
 
-/// Next due time per resource, keyed with the schedule expression that produced it.
-type Due = HashMap<String, (i64, String)>;
+/// What the scheduler runs: a resource's backup, or a vault's verify.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Task {
+    /// A resource's run (backup, copies, retention).
+    Backup(String),
+    /// A vault's verify.
+    Verify(String),
+}
 
-fn schedule_key(plan: &LoadedPlan, r: &str) -> String {
-    let tz = plan
-        .plan
-        .resources
-        .get(r)
-        .and_then(|x| plan.plan.categories.get(x.category.get_ref()))
-        .and_then(|c| c.timezone.as_ref().map(|t| t.get_ref().clone()))
-        .unwrap_or_default();
-    format!("{}@{tz}", plan.schedule_of(r).map_or("", |s| s.expr()))
+/// Next due time per task, keyed with the schedule expression that produced it.
+type Due = HashMap<Task, (i64, String)>;
+
+fn schedule_of<'p>(plan: &'p LoadedPlan, t: &Task) -> Option<&'p Schedule> {
+    match t {
+        Task::Backup(r) => plan.schedule_of(r),
+        Task::Verify(v) => plan.verify_schedules.get(v),
+    }
+}
+
+/// The schedule expression and zone of a task (a change means: recompute its next time).
+fn schedule_key(plan: &LoadedPlan, t: &Task) -> String {
+    let tz = match t {
+        Task::Backup(r) => plan
+            .plan
+            .resources
+            .get(r)
+            .and_then(|x| plan.plan.categories.get(x.category.get_ref()))
+            .and_then(|c| c.timezone.as_ref()),
+        Task::Verify(v) => plan.verify_of(v).and_then(|x| x.timezone.as_ref()),
+    };
+    let tz = tz.map(|t| t.get_ref().clone()).unwrap_or_default();
+    format!("{}@{tz}", schedule_of(plan, t).map_or("", |s| s.expr()))
+}
+
+/// Every task of the plan.
+fn tasks(plan: &LoadedPlan) -> Vec<Task> {
+    let backups = plan.plan.resources.keys().cloned().map(Task::Backup);
+    let verifies = plan.verify_schedules.keys().cloned().map(Task::Verify);
+    backups.chain(verifies).collect()
 }
 
 fn instant_of(ns: i64) -> Instant {
@@ -93,57 +124,86 @@ fn instant_of(ns: i64) -> Instant {
     }
 }
 
-fn start_by(plan: &LoadedPlan, r: &str, scheduled: i64) -> Instant {
-    let cat = plan
-        .plan
-        .resources
-        .get(r)
-        .map(|x| x.category.get_ref().clone())
-        .unwrap_or_default();
-    instant_of(scheduled) + plan.start_window(&cat)
+fn start_window(plan: &LoadedPlan, t: &Task) -> Duration {
+    match t {
+        Task::Backup(r) => {
+            let cat = plan
+                .plan
+                .resources
+                .get(r)
+                .map(|x| x.category.get_ref().clone())
+                .unwrap_or_default();
+            plan.start_window(&cat)
+        }
+        Task::Verify(v) => plan.verify_start_window(v),
+    }
+}
+
+fn start_by(plan: &LoadedPlan, t: &Task, scheduled: i64) -> Instant {
+    instant_of(scheduled) + start_window(plan, t)
+}
+
+/// Start the task's job for the time `scheduled`.
+fn launch(rt: &Arc<Runtime>, plan: &LoadedPlan, t: &Task, trigger: &str, scheduled: i64) {
+    let by = Some(start_by(plan, t, scheduled));
+    match t {
+        Task::Backup(r) => {
+            if let Ok(job) = rt.create_backup(r, trigger, Some(scheduled)) {
+                rt.spawn_run(job, r.clone(), by);
+            }
+        }
+        Task::Verify(v) => {
+            if let Ok(job) = rt.create_verify(v, trigger, Some(scheduled)) {
+                rt.spawn_verify(job, v.clone(), by);
+            }
+        }
+    }
 }
 
 /// Catch-up decisions at start-up, then the first due times.
 fn initial(rt: &Arc<Runtime>, plan: &LoadedPlan, now: i64) -> Due {
     let mut due = Due::new();
-    for r in plan.plan.resources.keys() {
-        let Some(s) = plan.schedule_of(r) else {
+    for t in tasks(plan) {
+        let Some(s) = schedule_of(plan, &t) else {
             continue;
         };
-        let last = rt.catalog.last_scheduled(r).ok().flatten();
+        let last = match &t {
+            Task::Backup(r) => rt.catalog.last_scheduled(r),
+            Task::Verify(v) => rt.catalog.last_scheduled_verify(v),
+        }
+        .ok()
+        .flatten();
         if let (Some(latest), Some(prev)) = (s.latest_at_or_before(now), last)
             && latest > prev
         {
-            let cat = plan.plan.resources[r].category.get_ref().clone();
-            let window = plan.start_window(&cat);
+            let window = start_window(plan, &t);
             if ((now - latest) as u128) <= window.as_nanos() {
-                tracing::info!(resource = %r, "catching up the run of {}", rfc3339(latest));
-                if let Ok(job) = rt.create_backup(r, "catch-up", Some(latest)) {
-                    rt.spawn_run(job, r.clone(), Some(start_by(plan, r, latest)));
-                }
+                tracing::info!(task = ?t, "catching up the run of {}", rfc3339(latest));
+                launch(rt, plan, &t, "catch-up", latest);
             } else {
                 let mut missed = 0u32;
-                let mut t = prev;
-                while let Some(n) = s.next_after(t) {
+                let mut at = prev;
+                while let Some(n) = s.next_after(at) {
                     if n > now || missed >= 100_000 {
                         break;
                     }
                     missed += 1;
-                    t = n;
+                    at = n;
                 }
-                rt.expire(
-                    r,
-                    latest,
-                    &format!(
-                        "no daemon ran at {} ({missed} scheduled run(s) missed since {})",
-                        rfc3339(latest),
-                        rfc3339(prev)
-                    ),
+                let why = format!(
+                    "no daemon ran at {} ({missed} scheduled run(s) missed since {})",
+                    rfc3339(latest),
+                    rfc3339(prev)
                 );
+                match &t {
+                    Task::Backup(r) => rt.expire(r, latest, &why),
+                    Task::Verify(v) => rt.expire_verify(v, latest, &why),
+                }
             }
         }
         if let Some(n) = s.next_after(now) {
-            due.insert(r.clone(), (n, schedule_key(plan, r)));
+            let key = schedule_key(plan, &t);
+            due.insert(t, (n, key));
         }
     }
     due
@@ -153,19 +213,21 @@ fn reload(rt: &Arc<Runtime>, path: &Path, due: &mut Due) {
     match LoadedPlan::load(path) {
         Ok(p) => {
             let now = now_ns();
-            due.retain(|r, _| p.plan.resources.contains_key(r));
-            for r in p.plan.resources.keys() {
-                let key = schedule_key(&p, r);
-                if due.get(r).is_none_or(|(_, k)| *k != key)
-                    && let Some(n) = p.schedule_of(r).and_then(|s| s.next_after(now))
+            let all = tasks(&p);
+            due.retain(|t, _| all.contains(t));
+            for t in all {
+                let key = schedule_key(&p, &t);
+                if due.get(&t).is_none_or(|(_, k)| *k != key)
+                    && let Some(n) = schedule_of(&p, &t).and_then(|s| s.next_after(now))
                 {
-                    due.insert(r.clone(), (n, key));
+                    due.insert(t, (n, key));
                 }
             }
             tracing::info!(
-                "plan {} reloaded: {} resource(s)",
+                "plan {} reloaded: {} resource(s), {} vault verify schedule(s)",
                 path.display(),
-                p.plan.resources.len()
+                p.plan.resources.len(),
+                p.verify_schedules.len()
             );
             rt.replace_plan(p);
         }
@@ -249,16 +311,13 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), DaemonError> {
     loop {
         let now = now_ns();
         let loaded = rt.plan();
-        for (r, (at, _)) in due.iter_mut() {
+        for (t, (at, _)) in due.iter_mut() {
             if *at <= now {
                 let scheduled = *at;
-                if let Ok(job) = rt.create_backup(r, "schedule", Some(scheduled)) {
-                    rt.spawn_run(job, r.clone(), Some(start_by(&loaded, r, scheduled)));
-                }
+                launch(&rt, &loaded, t, "schedule", scheduled);
                 // The next time after now: a daemon that fell behind does not replay.
-                if let Some(n) = loaded
-                    .schedule_of(r)
-                    .and_then(|s| s.next_after(now.max(scheduled)))
+                if let Some(n) =
+                    schedule_of(&loaded, t).and_then(|s| s.next_after(now.max(scheduled)))
                 {
                     *at = n;
                 }

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod clock;
 pub mod commands;
 pub mod daemon;
 pub mod exec;

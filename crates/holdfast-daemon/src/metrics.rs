@@ -5,7 +5,10 @@
 //! `holdfast_resource_last_duration_seconds`, `holdfast_resource_last_added_bytes`,
 //! `holdfast_resource_rpo_seconds`, `holdfast_resource_data_age_seconds`,
 //! `holdfast_resource_rpo_breach` (1 in breach). Per job kind and state:
-//! `holdfast_jobs` (jobs in the catalog). And `holdfast_daemon_start_time_seconds`.
+//! `holdfast_jobs` (jobs in the catalog). Per vault (label `vault`):
+//! `holdfast_vault_last_verify_timestamp_seconds`,
+//! `holdfast_vault_last_clean_verify_timestamp_seconds`, `holdfast_vault_verify_ok`. And
+//! `holdfast_daemon_start_time_seconds`.
 
 use std::sync::atomic::AtomicU64;
 
@@ -22,6 +25,11 @@ use crate::status::statuses;
 struct ResourceLabels {
     resource: String,
     category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VaultLabels {
+    vault: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -97,6 +105,38 @@ pub fn render(rt: &Runtime, now_ns: i64, started_ns: i64) -> String {
         "holdfast_jobs",
         "Jobs in the catalog by kind and state",
         jobs,
+    );
+    let fam = || Family::<VaultLabels, FGauge>::default();
+    let (verified, clean, ok) = (fam(), fam(), fam());
+    for v in crate::status::vault_statuses(rt, now_ns) {
+        let l = VaultLabels {
+            vault: v.vault.clone(),
+        };
+        if let Some(t) = v.last_verify_ns {
+            verified.get_or_create(&l).set(t as f64 / 1e9);
+        }
+        if let Some(t) = v.last_clean_ns {
+            clean.get_or_create(&l).set(t as f64 / 1e9);
+        }
+        if let Some(s) = v.last_verify_state {
+            let good = s == crate::job::JobState::Completed;
+            ok.get_or_create(&l).set(if good { 1.0 } else { 0.0 });
+        }
+    }
+    reg.register(
+        "holdfast_vault_last_verify_timestamp_seconds",
+        "End of the newest finished verify of the vault (Unix time)",
+        verified,
+    );
+    reg.register(
+        "holdfast_vault_last_clean_verify_timestamp_seconds",
+        "End of the newest verify of the vault that found no problem (Unix time)",
+        clean,
+    );
+    reg.register(
+        "holdfast_vault_verify_ok",
+        "1 when the newest finished verify of the vault found no problem, 0 otherwise",
+        ok,
     );
     let start = FGauge::default();
     start.set(started_ns as f64 / 1e9);

@@ -47,9 +47,11 @@ pub struct Event {
     pub event: EventKind,
     /// The resource.
     pub resource: String,
-    /// Its category.
+    /// Its category (empty for vault-wide jobs).
     pub category: String,
-    /// The condition: `backup`, `copy`, `retention`, `prune` or `rpo`.
+    /// The vault concerned (the resource's vault; a copy's destination; the verified vault).
+    pub vault: String,
+    /// The condition: `backup`, `copy`, `retention`, `prune`, `verify` or `rpo`.
     pub condition: String,
     /// The job, if one caused it.
     pub job: Option<i64>,

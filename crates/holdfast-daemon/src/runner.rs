@@ -16,23 +16,19 @@ use crate::catalog::Catalog;
 use crate::commands;
 use crate::exec::{self, Ended, Outcome};
 use crate::job::{JobKind, JobState};
-use crate::notify::{Event, EventKind, Notifier};
+use crate::notify::Notifier;
 use crate::settings::LoadedPlan;
 
-/// Unix nanoseconds now.
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::{hostname, humanize, now_ns, rfc3339};
 
-/// RFC 3339 of Unix nanoseconds.
-pub fn rfc3339(ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(ns))
-        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
-        .unwrap_or_default()
-}
+mod backup;
+mod reconcile;
+mod record;
+mod restore;
+mod verify;
+
+pub use restore::{RestoreOutcome, RestoreRequest};
+pub use verify::{VAULT_WIDE, damage_summary};
 
 /// What runs jobs: the binary, the catalog, the plan, the limits, and the shutdown flags.
 pub struct Runtime {
@@ -50,7 +46,7 @@ pub struct Runtime {
     pub draining: watch::Sender<bool>,
     /// True once running children must stop.
     pub kill: watch::Sender<bool>,
-    active: std::sync::atomic::AtomicUsize,
+    active: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The result of a resource's run.
@@ -126,18 +122,26 @@ impl Runtime {
             per_resource: Mutex::new(HashMap::new()),
             draining: watch::channel(false).0,
             kill: watch::channel(false).0,
-            active: std::sync::atomic::AtomicUsize::new(0),
+            active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         })
     }
 
     /// Run a resource in the background (counted, so a shutdown can wait for it).
     pub fn spawn_run(self: &Arc<Self>, job: i64, resource: String, start_by: Option<Instant>) {
+        let rt = self.clone();
+        self.track(async move {
+            rt.run_resource(job, &resource, start_by).await;
+        });
+    }
+
+    /// Spawn `work`, counted among the runs in progress until it ends.
+    fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
         use std::sync::atomic::Ordering;
         self.active.fetch_add(1, Ordering::SeqCst);
-        let rt = self.clone();
+        let active = self.active.clone();
         tokio::spawn(async move {
-            rt.run_resource(job, &resource, start_by).await;
-            rt.active.fetch_sub(1, Ordering::SeqCst);
+            work.await;
+            active.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
@@ -185,163 +189,6 @@ impl Runtime {
             .entry(r.to_string())
             .or_default()
             .clone()
-    }
-
-    fn event(
-        &self,
-        kind: EventKind,
-        resource: &str,
-        condition: &str,
-        job: Option<i64>,
-        state: Option<JobState>,
-        text: String,
-    ) {
-        let plan = self.plan();
-        let category = plan
-            .plan
-            .resources
-            .get(resource)
-            .map(|r| r.category.get_ref().clone())
-            .unwrap_or_default();
-        self.notifier.send(
-            &plan.plan,
-            Event {
-                event: kind,
-                resource: resource.into(),
-                category,
-                condition: condition.into(),
-                job,
-                state: state.map(|s| s.as_str().into()),
-                time: rfc3339(now_ns()),
-                text,
-                host: hostname(),
-            },
-        );
-    }
-
-    /// Send a notification about `resource` to the plan's channels.
-    pub fn notify(
-        &self,
-        kind: EventKind,
-        resource: &str,
-        condition: &str,
-        job: Option<i64>,
-        text: String,
-    ) {
-        self.event(kind, resource, condition, job, None, text);
-    }
-
-    /// Record how a job ended and notify on a new failure or a recovery (de-duplicated by
-    /// incident).
-    fn outcome(
-        &self,
-        resource: &str,
-        kind: JobKind,
-        job: i64,
-        state: JobState,
-        message: Option<&str>,
-    ) {
-        let cond = kind.as_str();
-        let now = now_ns();
-        if state.succeeded() {
-            if let Ok(Some(c)) = self.catalog.close_incident(resource, cond) {
-                let text = format!(
-                    "holdfast: {cond} of {resource} recovered (job {job}) after {} failed run(s) since {}",
-                    c.count,
-                    rfc3339(c.opened_ns)
-                );
-                self.event(
-                    EventKind::Recovery,
-                    resource,
-                    cond,
-                    Some(job),
-                    Some(state),
-                    text,
-                );
-            }
-        } else if matches!(state, JobState::Failed | JobState::Expired) {
-            match self.catalog.open_incident(resource, cond, now) {
-                Ok(true) => {
-                    let ev = if state == JobState::Expired {
-                        EventKind::Expired
-                    } else {
-                        EventKind::Failure
-                    };
-                    let text = format!(
-                        "holdfast: {cond} of {resource} {} (job {job}): {}",
-                        state.as_str(),
-                        message.unwrap_or("no detail")
-                    );
-                    self.event(ev, resource, cond, Some(job), Some(state), text);
-                }
-                Ok(false) => {}
-                Err(e) => tracing::error!("{e}"),
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        report: &mut RunReport,
-        resource: &str,
-        kind: JobKind,
-        vault: &str,
-        job: i64,
-        t: Try,
-        window: Option<Duration>,
-    ) {
-        let (state, bytes, point, point_ns, message) = match t {
-            Try::Done {
-                state,
-                bytes,
-                point,
-                point_ns,
-                message,
-            } => (state, bytes, point, point_ns, message),
-            Try::Failed(m) => (JobState::Failed, None, None, None, Some(m)),
-            Try::Deadline => (
-                JobState::Expired,
-                None,
-                None,
-                None,
-                Some(format!(
-                    "did not complete within the completion window ({}); stopped",
-                    window.map_or("-".into(), humanize)
-                )),
-            ),
-            Try::Shutdown => (
-                JobState::Aborted,
-                None,
-                None,
-                None,
-                Some("stopped: the daemon shut down".into()),
-            ),
-        };
-        if let Err(e) = self.catalog.finish(
-            job,
-            state,
-            bytes,
-            point.as_deref(),
-            point_ns,
-            message.as_deref(),
-            now_ns(),
-        ) {
-            tracing::error!("{e}");
-        }
-        tracing::info!(
-            job,
-            kind = kind.as_str(),
-            resource,
-            vault,
-            state = state.as_str(),
-            "{}",
-            message.as_deref().unwrap_or("")
-        );
-        self.outcome(resource, kind, job, state, message.as_deref());
-        report
-            .jobs
-            .push((job, kind, vault.to_string(), state, message));
     }
 
     /// Wait for a slot (global and per vault) until `deadline`; None when draining or late.
@@ -396,7 +243,7 @@ impl Runtime {
             .map(|(_, c)| c.vault.get_ref().clone())
             .unwrap_or_default();
         match self.create_backup(resource, "schedule", Some(scheduled_ns)) {
-            Ok(job) => self.late(&mut report, resource, &vault, job, why),
+            Ok(job) => self.late(&mut report, JobKind::Backup, resource, &vault, job, why),
             Err(e) => tracing::error!("{e}"),
         }
     }
@@ -438,7 +285,7 @@ impl Runtime {
         let guard: OwnedMutexGuard<()> = tokio::select! {
             g = lock.lock_owned() => g,
             _ = tokio::time::sleep_until(start_by.unwrap_or(far)) => {
-                self.late(&mut report, resource, &vault, job, "the previous run of this resource was still running");
+                self.late(&mut report, JobKind::Backup, resource, &vault, job, "the previous run of this resource was still running");
                 return report;
             }
             _ = exec::wait_true(&mut drain) => {
@@ -451,6 +298,7 @@ impl Runtime {
             Err("late") => {
                 self.late(
                     &mut report,
+                    JobKind::Backup,
                     resource,
                     &vault,
                     job,
@@ -600,33 +448,6 @@ impl Runtime {
         report
     }
 
-    fn late(&self, report: &mut RunReport, resource: &str, vault: &str, job: i64, why: &str) {
-        let msg = format!("could not start within the start window: {why}");
-        let _ = self.catalog.finish(
-            job,
-            JobState::Expired,
-            None,
-            None,
-            None,
-            Some(&msg),
-            now_ns(),
-        );
-        self.outcome(
-            resource,
-            JobKind::Backup,
-            job,
-            JobState::Expired,
-            Some(&msg),
-        );
-        report.jobs.push((
-            job,
-            JobKind::Backup,
-            vault.into(),
-            JobState::Expired,
-            Some(msg),
-        ));
-    }
-
     /// One follow-up step (copy, retention, prune) as its own job.
     #[allow(clippy::too_many_arguments)]
     async fn step(
@@ -650,6 +471,35 @@ impl Runtime {
                 return;
             }
         };
+        let spec = JobSpec {
+            kind,
+            resource,
+            vault,
+            job,
+            window,
+            start_by: None,
+        };
+        self.execute(report, &spec, cmd, |o| failed_or(o, ok)).await;
+    }
+
+    /// Run the recorded job `spec.job` as one child: wait for a slot (expired when none
+    /// frees before `start_by`), then run `cmd` within the completion window; `judge` reads
+    /// how the child ended.
+    async fn execute(
+        &self,
+        report: &mut RunReport,
+        spec: &JobSpec<'_>,
+        cmd: Result<Command, commands::PrepareError>,
+        judge: impl FnOnce(&Outcome) -> Try,
+    ) {
+        let JobSpec {
+            kind,
+            resource,
+            vault,
+            job,
+            window,
+            start_by,
+        } = *spec;
         let cmd = match cmd {
             Ok(c) => c,
             Err(e) => {
@@ -664,8 +514,18 @@ impl Runtime {
                 );
             }
         };
-        let permits = match self.slot(vault, None).await {
+        let permits = match self.slot(vault, start_by).await {
             Ok(p) => p,
+            Err("late") => {
+                return self.late(
+                    report,
+                    kind,
+                    resource,
+                    vault,
+                    job,
+                    "no job slot became free (max_jobs / max_jobs_per_vault)",
+                );
+            }
             Err(_) => {
                 return self.finish(report, resource, kind, vault, job, Try::Shutdown, window);
             }
@@ -674,232 +534,27 @@ impl Runtime {
         let deadline = window.map(|w| Instant::now() + w);
         let mut kill = self.kill.subscribe();
         let t = match exec::run(cmd, deadline, &mut kill).await {
-            Ok(o) => failed_or(&o, ok),
+            Ok(o) => judge(&o),
             Err(e) => Try::Failed(format!("cannot run {}: {e}", self.exe.display())),
         };
         drop(permits);
         self.finish(report, resource, kind, vault, job, t, window);
     }
-
-    async fn backup_once(
-        &self,
-        plan: &holdfast_plan::Plan,
-        resource: &str,
-        job: i64,
-        deadline: Option<Instant>,
-    ) -> Try {
-        let Ok((r, _)) = commands::resource(plan, resource) else {
-            return Try::Failed(format!("resource {resource:?} is not in the plan"));
-        };
-        let mut kill = self.kill.subscribe();
-        if let Some(h) = &r.pre_hook {
-            match exec::run(
-                commands::hook(h.get_ref(), resource, job, "pre", None),
-                deadline,
-                &mut kill,
-            )
-            .await
-            {
-                Ok(o) if o.ended == Ended::Exited && o.code == Some(0) => {}
-                Ok(o) => {
-                    return match o.ended {
-                        Ended::Deadline => Try::Deadline,
-                        Ended::Shutdown => Try::Shutdown,
-                        Ended::Exited => {
-                            Try::Failed(format!("pre_hook failed: {}", o.error_line()))
-                        }
-                    };
-                }
-                Err(e) => return Try::Failed(format!("pre_hook cannot run: {e}")),
-            }
-        }
-        let cmd = match commands::backup(&self.exe, plan, resource) {
-            Ok(c) => c,
-            Err(e) => return Try::Failed(e.to_string()),
-        };
-        let mut t = match exec::run(cmd, deadline, &mut kill).await {
-            Ok(o) => failed_or(&o, |o| {
-                let v = json(o);
-                let partial = o.code == Some(3) || v["partial"].as_bool() == Some(true);
-                Try::Done {
-                    state: if partial {
-                        JobState::Partial
-                    } else {
-                        JobState::Completed
-                    },
-                    bytes: v["summary"]["bytes_added"].as_u64(),
-                    point: v["point"].as_str().map(String::from),
-                    point_ns: v["time"].as_str().and_then(ts_ns),
-                    message: partial.then(|| {
-                        format!(
-                            "{} item(s) could not be read",
-                            v["errors"].as_array().map_or(0, Vec::len)
-                        )
-                    }),
-                }
-            }),
-            Err(e) => Try::Failed(format!("cannot run {}: {e}", self.exe.display())),
-        };
-        if let Some(h) = &r.post_hook {
-            let state = match &t {
-                Try::Done { state, .. } => state.as_str(),
-                _ => "failed",
-            };
-            match exec::run(
-                commands::hook(h.get_ref(), resource, job, "post", Some(state)),
-                deadline,
-                &mut kill,
-            )
-            .await
-            {
-                Ok(o) if o.ended == Ended::Exited && o.code == Some(0) => {}
-                Ok(o) => {
-                    let why = format!("post_hook failed: {}", o.error_line());
-                    match &mut t {
-                        Try::Done { message, .. } => *message = Some(why),
-                        Try::Failed(m) => m.push_str(&format!("; {why}")),
-                        _ => {}
-                    }
-                }
-                Err(e) => tracing::warn!("post_hook cannot run: {e}"),
-            }
-        }
-        t
-    }
-
-    /// After a crash: for each aborted backup job, look for a point the child saved after
-    /// all, and record the job completed with it. Also note each resource's newest point.
-    pub async fn reconcile(&self, aborted: &[crate::catalog::JobRecord]) {
-        let loaded = self.plan();
-        let plan = &loaded.plan;
-        let mut kill = self.kill.subscribe();
-        for vname in plan.vaults.keys() {
-            let resources: Vec<&String> = plan
-                .resources
-                .iter()
-                .filter(|(_, r)| {
-                    plan.categories
-                        .get(r.category.get_ref())
-                        .is_some_and(|c| c.vault.get_ref() == vname)
-                })
-                .map(|(n, _)| n)
-                .collect();
-            if resources.is_empty() {
-                continue;
-            }
-            let Ok(cmd) = commands::points(&self.exe, plan, vname) else {
-                continue;
-            };
-            let out = match exec::run(
-                cmd,
-                Some(Instant::now() + Duration::from_secs(300)),
-                &mut kill,
-            )
-            .await
-            {
-                Ok(o) if o.code == Some(0) => o,
-                Ok(o) => {
-                    tracing::warn!("vault {vname:?}: cannot list points: {}", o.error_line());
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!("vault {vname:?}: cannot list points: {e}");
-                    continue;
-                }
-            };
-            let v = json(&out);
-            let points: Vec<(String, String, i64)> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|p| {
-                            Some((
-                                p["id"].as_str()?.to_string(),
-                                p["resource"].as_str()?.to_string(),
-                                ts_ns(p["time"].as_str()?)?,
-                            ))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            for r in resources {
-                let _ = self.catalog.see_resource(r, now_ns());
-                if let Some(newest) = points.iter().filter(|p| &p.1 == r).map(|p| p.2).max() {
-                    let _ = self.catalog.set_last_point(r, newest);
-                }
-            }
-            for j in aborted
-                .iter()
-                .filter(|j| j.kind == JobKind::Backup && &j.vault == vname)
-            {
-                let since = j.started_ns.unwrap_or(j.created_ns) - 5_000_000_000;
-                let known: Vec<String> = self
-                    .catalog
-                    .list(&crate::catalog::Filter {
-                        resource: Some(j.resource.clone()),
-                        kind: Some(JobKind::Backup),
-                        ..Default::default()
-                    })
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|k| k.point)
-                    .collect();
-                if let Some(p) = points
-                    .iter()
-                    .filter(|p| p.1 == j.resource && p.2 >= since && !known.contains(&p.0))
-                    .min_by_key(|p| p.2)
-                {
-                    tracing::info!(
-                        job = j.id,
-                        "point {} of {} found after restart",
-                        &p.0[..12.min(p.0.len())],
-                        j.resource
-                    );
-                    let _ = self.catalog.adopt_point(j.id, &p.0, p.2, now_ns());
-                }
-            }
-        }
-    }
 }
 
-/// `1h 30m`-style rendering of a duration.
-pub fn humanize(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!(
-            "{}m{}",
-            s / 60,
-            if !s.is_multiple_of(60) {
-                format!(" {}s", s % 60)
-            } else {
-                String::new()
-            }
-        ),
-        3600..86_400 => format!(
-            "{}h{}",
-            s / 3600,
-            if s % 3600 >= 60 {
-                format!(" {}m", s % 3600 / 60)
-            } else {
-                String::new()
-            }
-        ),
-        _ => format!(
-            "{}d{}",
-            s / 86_400,
-            if s % 86_400 >= 3600 {
-                format!(" {}h", s % 86_400 / 3600)
-            } else {
-                String::new()
-            }
-        ),
-    }
-}
-
-/// This machine's name.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+/// A recorded job about to run as one child.
+#[derive(Clone, Copy)]
+struct JobSpec<'a> {
+    /// What it does.
+    pub kind: JobKind,
+    /// Its resource (`*` for vault-wide jobs).
+    pub resource: &'a str,
+    /// Its vault.
+    pub vault: &'a str,
+    /// Its catalog id.
+    pub job: i64,
+    /// Its completion window.
+    pub window: Option<Duration>,
+    /// The latest time it may start.
+    pub start_by: Option<Instant>,
 }

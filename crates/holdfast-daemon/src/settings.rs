@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use holdfast_plan::schedule::Schedule;
-use holdfast_plan::{Plan, Problem};
+use holdfast_plan::{Plan, Problem, ReadData};
 
 /// A plan that cannot be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,8 @@ pub struct LoadedPlan {
     pub path: PathBuf,
     /// Schedules by category.
     pub schedules: HashMap<String, Schedule>,
+    /// Verify schedules by vault (`[vaults.NAME.verify]`).
+    pub verify_schedules: HashMap<String, Schedule>,
     /// Settings with defaults applied.
     pub settings: Settings,
 }
@@ -61,11 +63,21 @@ impl LoadedPlan {
                 schedules.insert(name.clone(), s);
             }
         }
+        let mut verify_schedules = HashMap::new();
+        for (name, v) in &plan.vaults {
+            if let Some(vs) = &v.verify {
+                let tz = vs.timezone.as_ref().map(|t| t.get_ref().as_str());
+                if let Ok(s) = Schedule::new(vs.schedule.get_ref(), tz) {
+                    verify_schedules.insert(name.clone(), s);
+                }
+            }
+        }
         let settings = Settings::of(&plan);
         Ok(LoadedPlan {
             plan,
             path: path.to_path_buf(),
             schedules,
+            verify_schedules,
             settings,
         })
     }
@@ -92,6 +104,43 @@ impl LoadedPlan {
             .categories
             .get(category)
             .and_then(|c| c.completion_window.as_ref())
+            .and_then(|s| dur(s.get_ref()))
+    }
+
+    /// A category's RTO.
+    pub fn rto(&self, category: &str) -> Option<Duration> {
+        self.plan
+            .categories
+            .get(category)
+            .and_then(|c| c.rto.as_ref())
+            .and_then(|s| dur(s.get_ref()))
+    }
+
+    /// A vault's verify settings.
+    pub fn verify_of(&self, vault: &str) -> Option<&holdfast_plan::VerifySchedule> {
+        self.plan.vaults.get(vault)?.verify.as_ref()
+    }
+
+    /// How much a vault's verify reads (default: structure only).
+    pub fn read_data(&self, vault: &str) -> ReadData {
+        self.verify_of(vault)
+            .and_then(|v| v.read_data.as_ref())
+            .and_then(|r| ReadData::parse(r.get_ref()))
+            .unwrap_or(ReadData::None)
+    }
+
+    /// A vault verify's start window (default 1 h).
+    pub fn verify_start_window(&self, vault: &str) -> Duration {
+        self.verify_of(vault)
+            .and_then(|v| v.start_window.as_ref())
+            .and_then(|s| dur(s.get_ref()))
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// A vault verify's completion window (default: none).
+    pub fn verify_completion_window(&self, vault: &str) -> Option<Duration> {
+        self.verify_of(vault)
+            .and_then(|v| v.completion_window.as_ref())
             .and_then(|s| dur(s.get_ref()))
     }
 

@@ -101,3 +101,71 @@ pub fn statuses(rt: &Runtime, now_ns: i64) -> Vec<ResourceStatus> {
     }
     out
 }
+
+/// One vault's integrity status: its verify schedule, newest verify and next verify.
+#[derive(Debug, Clone, Serialize)]
+pub struct VaultStatus {
+    /// The vault's name in the plan.
+    pub vault: String,
+    /// Its location.
+    pub url: String,
+    /// The verify schedule (cron), if any.
+    pub verify_schedule: Option<String>,
+    /// How much the scheduled verify reads (`none`, `all`, `N%`).
+    pub read_data: Option<String>,
+    /// State of the newest finished verify job (`completed`, `failed`, `expired`).
+    pub last_verify_state: Option<JobState>,
+    /// Its end (RFC 3339).
+    pub last_verify: Option<String>,
+    /// Its end (Unix ns).
+    #[serde(skip)]
+    pub last_verify_ns: Option<i64>,
+    /// Its message (what was checked, or what is damaged).
+    pub last_verify_message: Option<String>,
+    /// End of the newest verify that found no problem (Unix ns).
+    #[serde(skip)]
+    pub last_clean_ns: Option<i64>,
+    /// The next scheduled verify (RFC 3339).
+    pub next_verify: Option<String>,
+}
+
+/// The status of every vault of the current plan, at `now_ns`.
+pub fn vault_statuses(rt: &Runtime, now_ns: i64) -> Vec<VaultStatus> {
+    let loaded = rt.plan();
+    let mut out = Vec::new();
+    for (name, v) in &loaded.plan.vaults {
+        let last = rt.catalog.last_verify(name).ok().flatten();
+        let clean = rt
+            .catalog
+            .list(&crate::catalog::Filter {
+                vault: Some(name.clone()),
+                kind: Some(JobKind::Verify),
+                state: Some(JobState::Completed),
+                limit: 1,
+                ..Default::default()
+            })
+            .ok()
+            .and_then(|v| v.into_iter().next());
+        let next = loaded
+            .verify_schedules
+            .get(name)
+            .and_then(|s| s.next_after(now_ns));
+        out.push(VaultStatus {
+            vault: name.clone(),
+            url: v.url.get_ref().clone(),
+            verify_schedule: v.verify.as_ref().map(|x| x.schedule.get_ref().clone()),
+            read_data: v.verify.as_ref().map(|x| {
+                x.read_data
+                    .as_ref()
+                    .map_or("none".into(), |r| r.get_ref().clone())
+            }),
+            last_verify_state: last.as_ref().map(|j| j.state),
+            last_verify_ns: last.as_ref().and_then(|j| j.ended_ns),
+            last_verify: last.as_ref().and_then(|j| j.ended_ns).map(rfc3339),
+            last_verify_message: last.as_ref().and_then(|j| j.message.clone()),
+            last_clean_ns: clean.and_then(|j| j.ended_ns),
+            next_verify: next.map(rfc3339),
+        });
+    }
+    out
+}

@@ -21,6 +21,9 @@ pub struct VerifyOptions {
     pub read_data: bool,
     /// With `read_data`, the percentage of packs to read (None: all).
     pub subset_pct: Option<f64>,
+    /// With `read_data`, part `k` of `n` (1-based) of the packs instead: the pack-id space
+    /// cut into `n` equal ranges, so parts `1/n` … `n/n` read every pack exactly once.
+    pub subset_part: Option<(u32, u32)>,
 }
 
 /// A recovery point hit by damage.
@@ -64,9 +67,34 @@ impl Report {
     }
 }
 
+/// Where pack `id` falls in the id space: its first four bytes, 0 ≤ v < 2^32.
+fn position(id: &Id) -> u64 {
+    u64::from(u32::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]))
+}
+
+/// Whether pack `id` is in the first `pct` percent of the id space.
 fn sample(id: &Id, pct: f64) -> bool {
-    let v = u32::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]) as f64 / u32::MAX as f64;
-    v * 100.0 < pct
+    (position(id) as f64) < pct / 100.0 * (1u64 << 32) as f64
+}
+
+/// Whether pack `id` is in part `k` of `n` of the id space (exact integer ranges).
+fn in_part(id: &Id, k: u32, n: u32) -> bool {
+    let n = u64::from(n.max(1));
+    let k = u64::from(k.clamp(1, n as u32));
+    let lo = (k - 1) * (1u64 << 32) / n;
+    let hi = k * (1u64 << 32) / n;
+    (lo..hi).contains(&position(id))
+}
+
+impl VerifyOptions {
+    /// Whether this verify reads pack `id`.
+    fn reads(&self, id: &Id) -> bool {
+        match (self.subset_part, self.subset_pct) {
+            (Some((k, n)), _) => in_part(id, k, n),
+            (None, Some(pct)) => sample(id, pct),
+            (None, None) => true,
+        }
+    }
 }
 
 /// Run the checks.
@@ -120,7 +148,7 @@ pub fn verify(
         let to_read: Vec<_> = packs
             .iter()
             .filter(|p| !bad_packs.contains(&p.id))
-            .filter(|p| opts.subset_pct.is_none_or(|pct| sample(&p.id, pct)))
+            .filter(|p| opts.reads(&p.id))
             .collect();
         report.packs_read = to_read.len();
         let by_pack = entries_by_pack(vault);
@@ -373,4 +401,30 @@ pub fn damaged_error(report: &Report) -> Error {
         why.push_str("; run `holdfast repair index`");
     }
     Error::damaged(what, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parts_of_a_rotation_read_every_pack_exactly_once() {
+        let ids: Vec<Id> = (0u32..5000)
+            .map(|i| Id(*blake3::hash(&i.to_le_bytes()).as_bytes()))
+            .chain([Id([0; 32]), Id([0xff; 32])])
+            .collect();
+        for n in [1u32, 3, 4, 7, 10, 40] {
+            for id in &ids {
+                let hits = (1..=n).filter(|k| in_part(id, *k, n)).count();
+                assert_eq!(hits, 1, "{n} parts: pack {id:?} read {hits} times");
+            }
+            // Each part reads about 1/n.
+            let first = ids.iter().filter(|id| in_part(id, 1, n)).count();
+            let expect = ids.len() / n as usize;
+            assert!(first.abs_diff(expect) <= expect / 4 + 20, "{n}: {first}");
+        }
+        // A 10 % sample reads about a tenth.
+        let read = ids.iter().filter(|id| sample(id, 10.0)).count();
+        assert!((400..600).contains(&read), "{read}");
+    }
 }

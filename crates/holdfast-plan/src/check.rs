@@ -66,6 +66,69 @@ impl Ctx<'_> {
     }
 }
 
+impl Ctx<'_> {
+    fn cron(&mut self, s: &Spanned<String>, who: &str) -> Option<croner::Cron> {
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build();
+        match parser.parse(s.get_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.at(
+                    s,
+                    format!("{who}: schedule {:?}: {e}", s.get_ref()),
+                    "use a cron expression such as \"0 2 * * *\" (minute hour day month weekday)",
+                );
+                None
+            }
+        }
+    }
+
+    fn zone(&mut self, t: Option<&Spanned<String>>, who: &str) -> Option<jiff::tz::TimeZone> {
+        let Some(t) = t else {
+            return Some(jiff::tz::TimeZone::UTC);
+        };
+        match time_zone(t.get_ref()) {
+            Ok(z) => Some(z),
+            Err(e) => {
+                self.at(
+                    t,
+                    format!("{who}: {e}"),
+                    "use an IANA name such as Europe/Berlin",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// `[vaults.NAME.verify]`.
+fn check_verify(c: &mut Ctx<'_>, name: &str, v: &crate::model::VerifySchedule) {
+    let who = format!("vault {name:?}: verify");
+    c.cron(&v.schedule, &who);
+    c.zone(v.timezone.as_ref(), &who);
+    if let Some(r) = &v.read_data
+        && crate::model::ReadData::parse(r.get_ref()).is_none()
+    {
+        c.at(
+            r,
+            format!(
+                "{who}: read_data {:?} is not none, all or a percentage",
+                r.get_ref()
+            ),
+            "write read_data = \"none\", \"all\" or a share such as \"10%\"",
+        );
+    }
+    for (s, what) in [
+        (&v.start_window, "verify start_window"),
+        (&v.completion_window, "verify completion_window"),
+    ] {
+        if let Some(s) = s {
+            c.span(s, what);
+        }
+    }
+}
+
 const NS_H: i64 = 3_600_000_000_000;
 
 /// Parse and validate a plan. Returns the plan, or every problem found.
@@ -134,36 +197,14 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
                 fix: "set one of passphrase_file, passphrase_env, key_file".into(),
             });
         }
+        if let Some(vs) = &v.verify {
+            check_verify(&mut c, name, vs);
+        }
     }
     for (name, cat) in &plan.categories {
-        let cron = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Optional)
-            .build();
-        let parsed = cron.parse(cat.schedule.get_ref());
-        if let Err(e) = &parsed {
-            c.at(
-                &cat.schedule,
-                format!(
-                    "category {name:?}: schedule {:?}: {e}",
-                    cat.schedule.get_ref()
-                ),
-                "use a cron expression such as \"0 2 * * *\" (minute hour day month weekday)",
-            );
-        }
-        let tz = match &cat.timezone {
-            Some(t) => match time_zone(t.get_ref()) {
-                Ok(z) => Some(z),
-                Err(e) => {
-                    c.at(
-                        t,
-                        format!("category {name:?}: {e}"),
-                        "use an IANA name such as Europe/Berlin",
-                    );
-                    None
-                }
-            },
-            None => Some(jiff::tz::TimeZone::UTC),
-        };
+        let who = format!("category {name:?}");
+        let parsed = c.cron(&cat.schedule, &who);
+        let tz = c.zone(cat.timezone.as_ref(), &who);
         let start = cat
             .start_window
             .as_ref()
@@ -186,7 +227,7 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
                 "make the completion window at least as long as the start window",
             );
         }
-        if let (Ok(cron), Some(rpo), Some(_), Some(r)) = (&parsed, rpo, &tz, &cat.rpo) {
+        if let (Some(cron), Some(rpo), Some(_), Some(r)) = (&parsed, rpo, &tz, &cat.rpo) {
             // The longest gap between the next 64 runs must fit in the RPO (gaps are measured
             // in UTC; the time zone only shifts them).
             {

@@ -71,6 +71,55 @@ pub struct Vault {
     pub endpoint: Option<String>,
     /// S3 region (S3 vaults).
     pub region: Option<String>,
+    /// Scheduled verification of the vault (`[vaults.NAME.verify]`).
+    pub verify: Option<VerifySchedule>,
+}
+
+/// When and how deeply the daemon verifies a vault.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySchedule {
+    /// Cron expression (5 or 6 fields).
+    pub schedule: Spanned<String>,
+    /// IANA time zone of the schedule.
+    pub timezone: Option<Spanned<String>>,
+    /// How much stored data to read and authenticate: `none` (structure, index and every
+    /// point's references; the default), `all`, or a share of the packs such as `10%`.
+    pub read_data: Option<Spanned<String>>,
+    /// A verify that cannot start within this span of its time is expired (default 1 h).
+    pub start_window: Option<Spanned<String>>,
+    /// A verify must finish within this span of its start.
+    pub completion_window: Option<Spanned<String>>,
+}
+
+/// How much stored data a verify reads, as `read_data` says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReadData {
+    /// Structure only.
+    None,
+    /// Every pack.
+    All,
+    /// This percentage of the packs (0 < p < 100).
+    Subset(f64),
+}
+
+impl ReadData {
+    /// Parse `none`, `all` or `N%` (`N` alone is a percentage too).
+    pub fn parse(s: &str) -> Option<ReadData> {
+        match s.trim() {
+            "none" => Some(ReadData::None),
+            "all" | "100%" | "100" => Some(ReadData::All),
+            other => {
+                let n: f64 = other
+                    .strip_suffix('%')
+                    .unwrap_or(other)
+                    .trim()
+                    .parse()
+                    .ok()?;
+                (n > 0.0 && n < 100.0).then_some(ReadData::Subset(n))
+            }
+        }
+    }
 }
 
 /// Retention of a category.

@@ -261,6 +261,27 @@ const BROKEN: &[(&str, &str, &str, usize, &str)] = &[
         177,
         "of kind postgres-base lacks what to back up",
     ),
+    (
+        "bad verify read_data",
+        "read_data = \"10%\"",
+        "read_data = \"some\"",
+        206,
+        "read_data \"some\" is not none, all or a percentage",
+    ),
+    (
+        "bad verify schedule",
+        "schedule = \"0 5 1 * *\"",
+        "schedule = \"0 5 32 * *\"",
+        210,
+        "vault \"dr\": verify: schedule \"0 5 32 * *\"",
+    ),
+    (
+        "unknown verify key",
+        "completion_window = \"12h\"",
+        "completion_window = \"12h\"\nread_everything = true",
+        213,
+        "unknown field `read_everything`",
+    ),
 ];
 
 #[test]

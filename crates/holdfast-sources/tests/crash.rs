@@ -131,6 +131,7 @@ fn a_crash_at_any_write_loses_nothing_completed() {
             VerifyOptions {
                 read_data: true,
                 subset_pct: None,
+                ..Default::default()
             },
             &|_| {},
         )
@@ -168,7 +169,8 @@ fn a_crash_at_any_write_loses_nothing_completed() {
                 &v,
                 VerifyOptions {
                     read_data: true,
-                    subset_pct: None
+                    subset_pct: None,
+                    ..Default::default()
                 },
                 &|_| {}
             )
@@ -200,7 +202,8 @@ fn transient_storage_failures_fail_the_backup_cleanly() {
             &v,
             VerifyOptions {
                 read_data: true,
-                subset_pct: None
+                subset_pct: None,
+                ..Default::default()
             },
             &|_| {}
         )

@@ -28,10 +28,25 @@ pub fn init(ctx: &Ctx) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn parse_pct(s: &str) -> Result<f64> {
+/// `--read-data-subset`: a percentage (`10`, `2.5%`: that share, always the same packs) or
+/// a part of a rotation (`3/10`: the third tenth; parts 1/n…n/n read every pack once).
+enum Subset {
+    Pct(f64),
+    Part(u32, u32),
+}
+
+fn parse_subset(s: &str) -> Result<Subset> {
+    if let Some((k, n)) = s.split_once('/') {
+        return match (k.trim().parse::<u32>(), n.trim().parse::<u32>()) {
+            (Ok(k), Ok(n)) if n >= 1 && (1..=n).contains(&k) => Ok(Subset::Part(k, n)),
+            _ => Err(Error::Input(format!(
+                "--read-data-subset {s:?}: a part is K/N with 1 <= K <= N, such as 3/10"
+            ))),
+        };
+    }
     let v: f64 = s.trim_end_matches('%').parse().map_err(|_| {
         Error::Input(format!(
-            "--read-data-subset {s:?}: give a percentage such as 10 or 2.5%"
+            "--read-data-subset {s:?}: give a percentage such as 10 or 2.5%, or a part such as 3/10"
         ))
     })?;
     if !(v > 0.0 && v <= 100.0) {
@@ -39,15 +54,26 @@ fn parse_pct(s: &str) -> Result<f64> {
             "--read-data-subset {s:?}: must be above 0 and at most 100"
         )));
     }
-    Ok(v)
+    Ok(Subset::Pct(v))
 }
 
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
-    let subset = a.read_data_subset.as_deref().map(parse_pct).transpose()?;
+    let subset = a
+        .read_data_subset
+        .as_deref()
+        .map(parse_subset)
+        .transpose()?;
     let vault = ctx.open()?;
     let opts = VerifyOptions {
         read_data: a.read_data || subset.is_some(),
-        subset_pct: subset,
+        subset_pct: match subset {
+            Some(Subset::Pct(p)) => Some(p),
+            _ => None,
+        },
+        subset_part: match subset {
+            Some(Subset::Part(k, n)) => Some((k, n)),
+            _ => None,
+        },
     };
     let pb = output::progress(ctx.json, ctx.quiet, "verify");
     let progress = |n: u64| pb.inc(n);

@@ -7,6 +7,7 @@ mod lifecycle;
 mod pg;
 mod plan;
 mod plan_connect;
+mod plan_restore;
 pub mod protect;
 mod read;
 mod schedule;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Points(a) => read::points(&ctx, a),
         Command::Ls(a) => read::ls(&ctx, a),
         Command::Dump(a) => read::dump(&ctx, a),
+        Command::Restore(a) if a.plan.is_some() => plan_restore::restore(&ctx, a),
         Command::Restore(a) => read::restore(&ctx, a),
         Command::Verify(a) => admin::verify(&ctx, a),
         Command::Key(k) => match k {

@@ -63,6 +63,17 @@ pub fn check(ctx: &Ctx, file: Option<PathBuf>, connect: bool) -> Result<i32> {
     }
 }
 
+/// `ns` on the wall clock of `tz`.
+fn local_in(tz: &jiff::tz::TimeZone, ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 /// `plan show`: what will run when, per resource, in each category's time zone.
 pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
     let path = super::schedule::plan_path(file);
@@ -98,15 +109,6 @@ pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
             .schedule_of(name)
             .map(|s| s.upcoming(now, count))
             .unwrap_or_default();
-        let local = |ns: i64| {
-            jiff::Timestamp::from_nanosecond(i128::from(ns))
-                .map(|t| {
-                    t.to_zoned(tz.clone())
-                        .strftime("%Y-%m-%d %H:%M %Z")
-                        .to_string()
-                })
-                .unwrap_or_default()
-        };
         let copies: Vec<String> = c.copy_to.iter().map(|d| d.get_ref().clone()).collect();
         rows.push((
             name.clone(),
@@ -117,7 +119,34 @@ pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
             c.schedule.get_ref().clone(),
             tz_name,
             c.rpo.as_ref().map(|x| x.get_ref().clone()),
-            runs.iter().map(|n| local(*n)).collect::<Vec<_>>(),
+            runs.iter().map(|n| local_in(&tz, *n)).collect::<Vec<_>>(),
+            runs,
+        ));
+    }
+    for (name, v) in &loaded.plan.vaults {
+        let (Some(vs), Some(s)) = (&v.verify, loaded.verify_schedules.get(name)) else {
+            continue;
+        };
+        let tz_name = vs
+            .timezone
+            .as_ref()
+            .map_or("UTC".to_string(), |t| t.get_ref().clone());
+        let tz = holdfast_retention::time_zone(&tz_name).unwrap_or(jiff::tz::TimeZone::UTC);
+        let runs = s.upcoming(now, count);
+        let depth = vs
+            .read_data
+            .as_ref()
+            .map_or("none".to_string(), |r| r.get_ref().clone());
+        rows.push((
+            "*".into(),
+            format!("verify:{depth}"),
+            "-".into(),
+            name.clone(),
+            vec![],
+            vs.schedule.get_ref().clone(),
+            tz_name,
+            None,
+            runs.iter().map(|n| local_in(&tz, *n)).collect(),
             runs,
         ));
     }

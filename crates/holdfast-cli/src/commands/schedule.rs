@@ -29,7 +29,7 @@ fn load(a: &PlanArgs) -> Result<LoadedPlan> {
     Ok(p)
 }
 
-fn catalog(dir: &std::path::Path) -> Result<Catalog> {
+pub fn catalog(dir: &std::path::Path) -> Result<Catalog> {
     Catalog::open(dir).map_err(|e| {
         Error::Input(format!(
             "{e} (hint: set --state-dir or [daemon] state_dir to a writable folder)"
@@ -37,7 +37,7 @@ fn catalog(dir: &std::path::Path) -> Result<Catalog> {
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -45,13 +45,24 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("<tokio runtime>", e))
 }
 
-fn exe() -> Result<PathBuf> {
+pub fn exe() -> Result<PathBuf> {
     std::env::current_exe().map_err(|e| Error::io("<current executable>", e))
 }
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let loaded = load(&a.plan)?;
+    if let Some(v) = &a.verify
+        && !loaded.plan.vaults.contains_key(v)
+    {
+        let known: Vec<&str> = loaded.plan.vaults.keys().map(String::as_str).collect();
+        return Err(Error::Input(format!(
+            "vault {v:?} is not in the plan {} (it has: {})",
+            loaded.path.display(),
+            known.join(", ")
+        )));
+    }
     let names: Vec<String> = match &a.resource {
+        _ if a.verify.is_some() => vec![],
         Some(r) => {
             if !loaded.plan.resources.contains_key(r) {
                 let known: Vec<&str> = loaded.plan.resources.keys().map(String::as_str).collect();
@@ -81,6 +92,12 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let rt = Runtime::new(exe()?, cat, loaded);
     let reports = runtime()?.block_on(async {
         let mut out = Vec::new();
+        if let Some(v) = &a.verify {
+            let job = rt
+                .create_verify(v, "manual", None)
+                .map_err(|e| Error::Input(e.to_string()))?;
+            out.push((format!("vault {v}"), rt.run_verify(job, v, None).await));
+        }
         for r in &names {
             let job = rt
                 .create_backup(r, "manual", None)

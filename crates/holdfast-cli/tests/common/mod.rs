@@ -13,6 +13,8 @@ use filetime::FileTime;
 #[allow(unused_imports)]
 pub use holdfast_testkit::{Moto, assert_same_tree, random_bytes};
 
+pub mod daemon;
+
 /// A scratch area with a vault location and a cache folder.
 pub struct Env {
     pub dir: tempfile::TempDir,

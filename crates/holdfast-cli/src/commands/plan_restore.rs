@@ -1,0 +1,132 @@
+//! `holdfast restore POINT --plan FILE`: a restore whose vault and secret come from the plan,
+//! run as a `restore` job so the catalog records who restored which point, when, how long it
+//! took and whether that fits the category's RTO.
+
+use std::ffi::OsString;
+
+use holdfast_daemon::runner::{RestoreRequest, VAULT_WIDE};
+use holdfast_daemon::{JobState, LoadedPlan, Runtime};
+use holdfast_engine::{Error, Result};
+
+use super::Ctx;
+use crate::cli::RestoreArgs;
+use crate::exit;
+
+/// The `holdfast restore` arguments (point and target) of `a`, for the child.
+fn child_args(a: &RestoreArgs) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec![a.point.clone().into()];
+    let mut opt = |flag: &str, val: Option<OsString>| {
+        if let Some(val) = val {
+            v.push(flag.into());
+            v.push(val);
+        }
+    };
+    opt("--target", a.target.clone().map(Into::into));
+    opt("--to-postgres", a.to_postgres.clone().map(Into::into));
+    opt("--to-mysql", a.to_mysql.clone().map(Into::into));
+    opt("--to-sqlite", a.to_sqlite.clone().map(Into::into));
+    opt("--to-command", a.to_command.clone().map(Into::into));
+    opt("--to-s3", a.to_s3.clone().map(Into::into));
+    opt("--to-s3-endpoint", a.to_s3_endpoint.clone().map(Into::into));
+    opt("--as-database", a.as_database.clone().map(Into::into));
+    opt("--jobs", Some(a.jobs.to_string().into()));
+    for d in &a.databases {
+        v.push("--database".into());
+        v.push(d.into());
+    }
+    for i in &a.includes {
+        v.push("--include".into());
+        v.push(i.into());
+    }
+    v
+}
+
+/// Which vault and resource a restore through `plan` is about.
+fn resolve(plan: &LoadedPlan, a: &RestoreArgs) -> Result<(String, String)> {
+    let resource = a.point.strip_prefix("latest:").map(str::to_string);
+    if let Some(r) = &resource
+        && !plan.plan.resources.contains_key(r)
+    {
+        return Err(Error::Input(format!(
+            "resource {r:?} is not in the plan {} (restore from a vault with --from VAULT)",
+            plan.path.display()
+        )));
+    }
+    let vault = match (&a.from, &resource) {
+        (Some(v), _) => v.clone(),
+        (None, Some(r)) => holdfast_daemon::commands::resource(&plan.plan, r)
+            .map(|(_, c)| c.vault.get_ref().clone())
+            .map_err(|e| Error::Input(e.to_string()))?,
+        (None, None) => {
+            return Err(Error::Input(format!(
+                "restore of {:?} through the plan: name the vault with --from VAULT, or give \
+                 the point as latest:RESOURCE",
+                a.point
+            )));
+        }
+    };
+    if !plan.plan.vaults.contains_key(&vault) {
+        let known: Vec<&str> = plan.plan.vaults.keys().map(String::as_str).collect();
+        return Err(Error::Input(format!(
+            "vault {vault:?} is not in the plan {} (it has: {})",
+            plan.path.display(),
+            known.join(", ")
+        )));
+    }
+    Ok((resource.unwrap_or_else(|| VAULT_WIDE.into()), vault))
+}
+
+pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
+    let path = super::schedule::plan_path(a.plan.clone());
+    let mut loaded = LoadedPlan::load(&path).map_err(|e| Error::Input(e.to_string()))?;
+    if let Some(d) = &a.state_dir {
+        loaded.settings.state_dir = d.clone();
+    }
+    let (resource, vault) = resolve(&loaded, &a)?;
+    let rto = loaded
+        .plan
+        .resources
+        .get(&resource)
+        .map(|r| r.category.get_ref().clone())
+        .and_then(|c| loaded.rto(&c));
+    let req = RestoreRequest {
+        resource,
+        vault,
+        args: child_args(&a),
+        rto,
+    };
+    let cat = super::schedule::catalog(&loaded.settings.state_dir)?;
+    let rt = Runtime::new(super::schedule::exe()?, cat, loaded);
+    if !ctx.quiet && !ctx.json {
+        eprintln!("holdfast: restoring {} from vault {}", a.point, req.vault);
+    }
+    let out = super::schedule::runtime()?
+        .block_on(async {
+            let o = rt.run_restore(&req).await;
+            rt.notifier.flush(std::time::Duration::from_secs(20)).await;
+            o
+        })
+        .map_err(|e| Error::Input(e.to_string()))?;
+    let message = out.message.clone().unwrap_or_default();
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "job": out.job, "state": out.state, "message": out.message, "restore": out.output,
+        }));
+    } else if !ctx.quiet || !out.state.succeeded() {
+        println!("job {} restore: {}: {message}", out.job, out.state.as_str());
+    }
+    Ok(match out.state {
+        JobState::Completed => exit::OK,
+        JobState::Partial => exit::PARTIAL,
+        _ => {
+            if !ctx.json {
+                eprintln!(
+                    "holdfast: error: restore job {} {}: {message} (hint: `holdfast jobs --kind restore` lists restores)",
+                    out.job,
+                    out.state.as_str()
+                );
+            }
+            exit::ERROR
+        }
+    })
+}
