@@ -15,7 +15,7 @@ WORK=${WORK:-/tmp/hf-bench-daemon}
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 cargo build --release -q -p holdfast-cli
-HF=$PWD/target/release/holdfast
+HF=${CARGO_TARGET_DIR:-$PWD/target}/release/holdfast
 rm -rf "$WORK" && mkdir -p "$WORK"
 echo "correct horse battery" > "$WORK/pass"
 export HOLDFAST_PASSPHRASE_FILE="$WORK/pass"
@@ -50,19 +50,22 @@ hyperfine -N --warmup 1 --runs "$RUNS" --export-markdown "$WORK/run.md" \
   "$HF run docs --plan $WORK/plan.toml -q"
 cat "$WORK/run.md"
 
-# The daemon: RESOURCES command exports every 5 s for SECONDS_UP seconds.
+# The daemon: RESOURCES command exports every 10 s for SECONDS_UP seconds, two jobs at once
+# (this machine has 2 cores); each run is a backup and a retention child (prune off).
 {
   cat <<EOF
 [daemon]
 state_dir = "$WORK/dstate"
 listen = "127.0.0.1:$port"
-max_jobs = 4
-max_jobs_per_vault = 4
+max_jobs = 2
+max_jobs_per_vault = 2
+prune = false
+shutdown_grace = "10s"
 [vaults.main]
 url = "$WORK/planned"
 passphrase_file = "$WORK/pass"
 [categories.often]
-schedule = "*/5 * * * * *"
+schedule = "*/10 * * * * *"
 start_window = "1m"
 vault = "main"
 [categories.often.retention]
@@ -89,7 +92,7 @@ states = {}
 for j in jobs:
     states[j["state"]] = states.get(j["state"], 0) + 1
 p95 = lambda v: v[min(len(v) - 1, int(len(v) * 0.95))]
-print(f"daemon: {sys.argv[3]} resources every 5 s for {sys.argv[4]} s: {len(jobs)} backup jobs {states}")
+print(f"daemon: {sys.argv[3]} resources every 10 s for {sys.argv[4]} s: {len(jobs)} backup jobs {states}")
 print(f"  start latency after the scheduled time: median {statistics.median(lat):.0f} ms, p95 {p95(lat):.0f} ms")
 print(f"  backup job (child + catalog) median {statistics.median(took):.0f} ms")
 print(f"  daemon peak RSS {int(sys.argv[2]) / 1024:.1f} MiB")
