@@ -5,23 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::daemon::*;
 use common::*;
-
-/// Every stored pack file of a local vault, largest first.
-fn packs(vault: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(vault.join("packs"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    v.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).map_or(0, |m| m.len())));
-    v
-}
 
 fn verify_jobs(env: &Env, state: &Path) -> Vec<serde_json::Value> {
     jobs(env, state)
@@ -105,12 +93,9 @@ url_env = "OPS_WEBHOOK"
     );
 
     // Damage the data pack: the next verify fails, naming the pack and the point.
-    let pack = packs(&main).into_iter().next().unwrap();
-    let original = std::fs::read(&pack).unwrap();
-    let mut bad = original.clone();
-    let mid = bad.len() / 2;
-    bad[mid] ^= 0x40;
-    std::fs::write(&pack, &bad).unwrap();
+    let pack = objects(main.to_str().unwrap(), "packs").pop().unwrap();
+    let mid = std::fs::metadata(&pack).unwrap().len() as usize / 2;
+    flip(&pack, mid);
     wait_until(Duration::from_secs(30), "a failed verify", || {
         verify_jobs(&env, &state)
             .iter()
@@ -155,7 +140,7 @@ url_env = "OPS_WEBHOOK"
     promtool_check(&metrics);
 
     // Repaired (the original bytes back): the next verify is clean, one recovery message.
-    std::fs::write(&pack, &original).unwrap();
+    flip(&pack, mid);
     let failed_count = verify_jobs(&env, &state)
         .iter()
         .filter(|j| j["state"] == "failed")

@@ -19,13 +19,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn flip(path: &Path, at: usize) {
-    let mut d = std::fs::read(path).unwrap();
-    let i = at % d.len();
-    d[i] ^= 0x10;
-    std::fs::write(path, d).unwrap();
-}
-
 /// A vault with two points over two files each big enough for their own chunks.
 fn damaged_fixture() -> (Env, PathBuf) {
     let env = Env::new();
@@ -39,17 +32,6 @@ fn damaged_fixture() -> (Env, PathBuf) {
     std::fs::write(src.join("d.txt"), b"second point").unwrap();
     env.ok(&["backup", src.to_str().unwrap(), "--resource", "r1"]);
     (env, src)
-}
-
-fn objects(vault: &str, dir: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(Path::new(vault).join(dir))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    v.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
-    v
 }
 
 #[test]

@@ -157,7 +157,7 @@ async fn jobs(State(api): State<Api>, headers: HeaderMap, Query(q): Query<JobsQu
     let f = Filter {
         resource: q.resource,
         vault: q.vault,
-        state,
+        states: state.into_iter().collect(),
         kind,
         since_ns: since,
         limit: q.limit.unwrap_or(200),

@@ -91,14 +91,48 @@ pub struct Filter {
     pub resource: Option<String>,
     /// Only this vault.
     pub vault: Option<String>,
-    /// Only this state.
-    pub state: Option<JobState>,
+    /// Only these states (empty: any).
+    pub states: Vec<JobState>,
     /// Only this kind.
     pub kind: Option<JobKind>,
     /// Created at or after (Unix ns).
     pub since_ns: Option<i64>,
     /// At most this many, newest first (0: all).
     pub limit: usize,
+}
+
+impl Filter {
+    /// The SQL condition (never empty) and its arguments.
+    fn condition(&self) -> (String, Vec<rusqlite::types::Value>) {
+        let mut sql = String::from("1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut eq = |column: &str, v: rusqlite::types::Value| {
+            sql.push_str(&format!(" AND {column} = ?"));
+            args.push(v);
+        };
+        if let Some(id) = self.id {
+            eq("id", id.into());
+        }
+        if let Some(r) = &self.resource {
+            eq("resource", r.clone().into());
+        }
+        if let Some(v) = &self.vault {
+            eq("vault", v.clone().into());
+        }
+        if let Some(k) = self.kind {
+            eq("kind", k.as_str().to_string().into());
+        }
+        if !self.states.is_empty() {
+            let marks = vec!["?"; self.states.len()].join(", ");
+            sql.push_str(&format!(" AND state IN ({marks})"));
+            args.extend(self.states.iter().map(|s| s.as_str().to_string().into()));
+        }
+        if let Some(t) = self.since_ns {
+            sql.push_str(" AND created_ns >= ?");
+            args.push(t.into());
+        }
+        (sql, args)
+    }
 }
 
 /// The catalog; cheap to clone, safe to share between tasks.
@@ -361,37 +395,12 @@ impl Catalog {
     pub fn list(&self, f: &Filter) -> Result<Vec<JobRecord>, CatalogError> {
         let path = self.path.clone();
         let rows = self.with(|c| {
-            let mut sql = String::from(
+            let (cond, args) = f.condition();
+            let mut sql = format!(
                 "SELECT id, kind, resource, vault, state, trigger, scheduled_ns, created_ns,
                  started_ns, ended_ns, attempts, bytes_added, point, point_ns, message, parent
-                 FROM jobs WHERE 1 = 1",
+                 FROM jobs WHERE {cond} ORDER BY id DESC"
             );
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            if let Some(id) = f.id {
-                sql.push_str(" AND id = ?");
-                args.push(id.into());
-            }
-            if let Some(r) = &f.resource {
-                sql.push_str(" AND resource = ?");
-                args.push(r.clone().into());
-            }
-            if let Some(v) = &f.vault {
-                sql.push_str(" AND vault = ?");
-                args.push(v.clone().into());
-            }
-            if let Some(s) = f.state {
-                sql.push_str(" AND state = ?");
-                args.push(s.as_str().to_string().into());
-            }
-            if let Some(k) = f.kind {
-                sql.push_str(" AND kind = ?");
-                args.push(k.as_str().to_string().into());
-            }
-            if let Some(t) = f.since_ns {
-                sql.push_str(" AND created_ns >= ?");
-                args.push(t.into());
-            }
-            sql.push_str(" ORDER BY id DESC");
             if f.limit > 0 {
                 sql.push_str(&format!(" LIMIT {}", f.limit));
             }
@@ -453,50 +462,68 @@ impl Catalog {
 
     /// One job.
     pub fn get(&self, id: i64) -> Result<Option<JobRecord>, CatalogError> {
-        Ok(self
-            .list(&Filter {
-                id: Some(id),
-                ..Filter::default()
-            })?
-            .into_iter()
-            .next())
+        self.newest(Filter {
+            id: Some(id),
+            ..Filter::default()
+        })
+    }
+
+    /// How many jobs match.
+    pub fn count(&self, f: &Filter) -> Result<usize, CatalogError> {
+        let (cond, args) = f.condition();
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT COUNT(*) FROM jobs WHERE {cond}"),
+                rusqlite::params_from_iter(args),
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| usize::try_from(n).unwrap_or(0))
+    }
+
+    /// The newest job that matches (`f.limit` is ignored).
+    pub fn newest(&self, f: Filter) -> Result<Option<JobRecord>, CatalogError> {
+        Ok(self.list(&Filter { limit: 1, ..f })?.into_iter().next())
+    }
+
+    /// The latest scheduled time a matching job served.
+    fn last_scheduled_of(&self, f: &Filter) -> Result<Option<i64>, CatalogError> {
+        let (cond, args) = f.condition();
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT MAX(scheduled_ns) FROM jobs WHERE {cond}"),
+                rusqlite::params_from_iter(args),
+                |r| r.get::<_, Option<i64>>(0),
+            )
+        })
     }
 
     /// The latest scheduled time a backup job of `resource` served.
     pub fn last_scheduled(&self, resource: &str) -> Result<Option<i64>, CatalogError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT MAX(scheduled_ns) FROM jobs WHERE resource = ?1 AND kind = 'backup'",
-                params![resource],
-                |r| r.get::<_, Option<i64>>(0),
-            )
+        self.last_scheduled_of(&Filter {
+            resource: Some(resource.to_string()),
+            kind: Some(JobKind::Backup),
+            ..Filter::default()
         })
     }
 
     /// The latest scheduled time a verify job of `vault` served.
     pub fn last_scheduled_verify(&self, vault: &str) -> Result<Option<i64>, CatalogError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT MAX(scheduled_ns) FROM jobs WHERE vault = ?1 AND kind = 'verify'",
-                params![vault],
-                |r| r.get::<_, Option<i64>>(0),
-            )
+        self.last_scheduled_of(&Filter {
+            vault: Some(vault.to_string()),
+            kind: Some(JobKind::Verify),
+            ..Filter::default()
         })
     }
 
     /// The newest finished verify job of `vault` (any end state but aborted).
     pub fn last_verify(&self, vault: &str) -> Result<Option<JobRecord>, CatalogError> {
-        let v = self.list(&Filter {
+        self.newest(Filter {
             vault: Some(vault.to_string()),
             kind: Some(JobKind::Verify),
+            states: vec![JobState::Completed, JobState::Failed, JobState::Expired],
             ..Filter::default()
-        })?;
-        Ok(v.into_iter().find(|j| {
-            matches!(
-                j.state,
-                JobState::Completed | JobState::Failed | JobState::Expired
-            )
-        }))
+        })
     }
 
     /// The newest successful job of `kind` for `resource`.
@@ -505,13 +532,15 @@ impl Catalog {
         resource: &str,
         kind: JobKind,
     ) -> Result<Option<JobRecord>, CatalogError> {
-        let mut v = self.list(&Filter {
+        self.newest(Filter {
             resource: Some(resource.to_string()),
             kind: Some(kind),
+            states: JobState::ALL
+                .into_iter()
+                .filter(|s| s.succeeded())
+                .collect(),
             ..Filter::default()
-        })?;
-        v.retain(|j| j.state.succeeded());
-        Ok(v.into_iter().next())
+        })
     }
 
     /// Count of jobs by (kind, state).
@@ -681,7 +710,7 @@ mod tests {
         assert!(c.close_incident("db", "backup").unwrap().is_none());
         let only_failed = c
             .list(&Filter {
-                state: Some(JobState::Aborted),
+                states: vec![JobState::Aborted],
                 ..Filter::default()
             })
             .unwrap();

@@ -95,17 +95,7 @@ fn schedule_of<'p>(plan: &'p LoadedPlan, t: &Task) -> Option<&'p Schedule> {
 
 /// The schedule expression and zone of a task (a change means: recompute its next time).
 fn schedule_key(plan: &LoadedPlan, t: &Task) -> String {
-    let tz = match t {
-        Task::Backup(r) => plan
-            .plan
-            .resources
-            .get(r)
-            .and_then(|x| plan.plan.categories.get(x.category.get_ref()))
-            .and_then(|c| c.timezone.as_ref()),
-        Task::Verify(v) => plan.verify_of(v).and_then(|x| x.timezone.as_ref()),
-    };
-    let tz = tz.map(|t| t.get_ref().clone()).unwrap_or_default();
-    format!("{}@{tz}", schedule_of(plan, t).map_or("", |s| s.expr()))
+    schedule_of(plan, t).map(Schedule::key).unwrap_or_default()
 }
 
 /// Every task of the plan.

@@ -213,6 +213,46 @@ impl Runtime {
         }
     }
 
+    /// A slot for `spec`'s job, or None once it is recorded `expired` (no slot before its
+    /// start window ended) or `aborted` (the daemon drains).
+    async fn slot_for(
+        &self,
+        report: &mut RunReport,
+        spec: &JobSpec<'_>,
+    ) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        match self.slot(spec.vault, spec.start_by).await {
+            Ok(p) => Some(p),
+            Err("late") => {
+                self.late(
+                    report,
+                    spec.kind,
+                    spec.resource,
+                    spec.vault,
+                    spec.job,
+                    "no job slot became free (max_jobs / max_jobs_per_vault)",
+                );
+                None
+            }
+            Err(_) => {
+                self.end(report, spec, Try::Shutdown);
+                None
+            }
+        }
+    }
+
+    /// Record how `spec`'s job ended.
+    fn end(&self, report: &mut RunReport, spec: &JobSpec<'_>, t: Try) {
+        self.finish(
+            report,
+            spec.resource,
+            spec.kind,
+            spec.vault,
+            spec.job,
+            t,
+            spec.window,
+        );
+    }
+
     /// Record a backup job for `resource` (state `created`) and return its id.
     pub fn create_backup(
         &self,
@@ -293,31 +333,16 @@ impl Runtime {
                 return report;
             }
         };
-        let permits = match self.slot(&vault, start_by).await {
-            Ok(p) => p,
-            Err("late") => {
-                self.late(
-                    &mut report,
-                    JobKind::Backup,
-                    resource,
-                    &vault,
-                    job,
-                    "no job slot became free (max_jobs / max_jobs_per_vault)",
-                );
-                return report;
-            }
-            Err(_) => {
-                self.finish(
-                    &mut report,
-                    resource,
-                    JobKind::Backup,
-                    &vault,
-                    job,
-                    Try::Shutdown,
-                    None,
-                );
-                return report;
-            }
+        let spec = JobSpec {
+            kind: JobKind::Backup,
+            resource,
+            vault: &vault,
+            job,
+            window,
+            start_by,
+        };
+        let Some(permits) = self.slot_for(&mut report, &spec).await else {
+            return report;
         };
         let started = Instant::now();
         let deadline = window.map(|w| started + w);
@@ -492,58 +517,26 @@ impl Runtime {
         cmd: Result<Command, commands::PrepareError>,
         judge: impl FnOnce(&Outcome) -> Try,
     ) {
-        let JobSpec {
-            kind,
-            resource,
-            vault,
-            job,
-            window,
-            start_by,
-        } = *spec;
         let cmd = match cmd {
             Ok(c) => c,
-            Err(e) => {
-                return self.finish(
-                    report,
-                    resource,
-                    kind,
-                    vault,
-                    job,
-                    Try::Failed(e.to_string()),
-                    window,
-                );
-            }
+            Err(e) => return self.end(report, spec, Try::Failed(e.to_string())),
         };
-        let permits = match self.slot(vault, start_by).await {
-            Ok(p) => p,
-            Err("late") => {
-                return self.late(
-                    report,
-                    kind,
-                    resource,
-                    vault,
-                    job,
-                    "no job slot became free (max_jobs / max_jobs_per_vault)",
-                );
-            }
-            Err(_) => {
-                return self.finish(report, resource, kind, vault, job, Try::Shutdown, window);
-            }
+        let Some(permits) = self.slot_for(report, spec).await else {
+            return;
         };
-        let _ = self.catalog.start(job, now_ns());
-        let deadline = window.map(|w| Instant::now() + w);
+        let _ = self.catalog.start(spec.job, now_ns());
+        let deadline = spec.window.map(|w| Instant::now() + w);
         let mut kill = self.kill.subscribe();
         let t = match exec::run(cmd, deadline, &mut kill).await {
             Ok(o) => judge(&o),
             Err(e) => Try::Failed(format!("cannot run {}: {e}", self.exe.display())),
         };
         drop(permits);
-        self.finish(report, resource, kind, vault, job, t, window);
+        self.end(report, spec, t);
     }
 }
 
 /// A recorded job about to run as one child.
-#[derive(Clone, Copy)]
 struct JobSpec<'a> {
     /// What it does.
     pub kind: JobKind,

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use holdfast_plan::schedule::Schedule;
-use holdfast_plan::{Plan, Problem, ReadData};
+use holdfast_plan::{Category, Plan, Problem, ReadData, Spanned, VerifySchedule};
+
+/// A start window when none is given.
+const DEFAULT_START_WINDOW: Duration = Duration::from_secs(3600);
 
 /// A plan that cannot be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -88,44 +91,49 @@ impl LoadedPlan {
         self.schedules.get(r.category.get_ref())
     }
 
-    /// A category's start window (default 1 h).
-    pub fn start_window(&self, category: &str) -> Duration {
+    /// A category's duration setting, as `pick` selects it.
+    fn category_span(
+        &self,
+        category: &str,
+        pick: impl FnOnce(&Category) -> Option<&Spanned<String>>,
+    ) -> Option<Duration> {
         self.plan
             .categories
             .get(category)
-            .and_then(|c| c.start_window.as_ref())
+            .and_then(pick)
             .and_then(|s| dur(s.get_ref()))
-            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// A category's start window (default 1 h).
+    pub fn start_window(&self, category: &str) -> Duration {
+        self.category_span(category, |c| c.start_window.as_ref())
+            .unwrap_or(DEFAULT_START_WINDOW)
     }
 
     /// A category's completion window (default: none).
     pub fn completion_window(&self, category: &str) -> Option<Duration> {
-        self.plan
-            .categories
-            .get(category)
-            .and_then(|c| c.completion_window.as_ref())
-            .and_then(|s| dur(s.get_ref()))
+        self.category_span(category, |c| c.completion_window.as_ref())
     }
 
     /// A category's RTO.
     pub fn rto(&self, category: &str) -> Option<Duration> {
-        self.plan
-            .categories
-            .get(category)
-            .and_then(|c| c.rto.as_ref())
-            .and_then(|s| dur(s.get_ref()))
+        self.category_span(category, |c| c.rto.as_ref())
+    }
+
+    /// A category's RPO.
+    pub fn rpo(&self, category: &str) -> Option<Duration> {
+        self.category_span(category, |c| c.rpo.as_ref())
     }
 
     /// A vault's verify settings.
-    pub fn verify_of(&self, vault: &str) -> Option<&holdfast_plan::VerifySchedule> {
+    pub fn verify_of(&self, vault: &str) -> Option<&VerifySchedule> {
         self.plan.vaults.get(vault)?.verify.as_ref()
     }
 
     /// How much a vault's verify reads (default: structure only).
     pub fn read_data(&self, vault: &str) -> ReadData {
         self.verify_of(vault)
-            .and_then(|v| v.read_data.as_ref())
-            .and_then(|r| ReadData::parse(r.get_ref()))
+            .and_then(|v| ReadData::parse(v.depth()))
             .unwrap_or(ReadData::None)
     }
 
@@ -134,22 +142,13 @@ impl LoadedPlan {
         self.verify_of(vault)
             .and_then(|v| v.start_window.as_ref())
             .and_then(|s| dur(s.get_ref()))
-            .unwrap_or(Duration::from_secs(3600))
+            .unwrap_or(DEFAULT_START_WINDOW)
     }
 
     /// A vault verify's completion window (default: none).
     pub fn verify_completion_window(&self, vault: &str) -> Option<Duration> {
         self.verify_of(vault)
             .and_then(|v| v.completion_window.as_ref())
-            .and_then(|s| dur(s.get_ref()))
-    }
-
-    /// A category's RPO.
-    pub fn rpo(&self, category: &str) -> Option<Duration> {
-        self.plan
-            .categories
-            .get(category)
-            .and_then(|c| c.rpo.as_ref())
             .and_then(|s| dur(s.get_ref()))
     }
 }

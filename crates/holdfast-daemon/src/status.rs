@@ -71,14 +71,13 @@ pub fn statuses(rt: &Runtime, now_ns: i64) -> Vec<ResourceStatus> {
             .flatten();
         let newest = rt
             .catalog
-            .list(&crate::catalog::Filter {
+            .newest(crate::catalog::Filter {
                 resource: Some(name.clone()),
                 kind: Some(JobKind::Backup),
-                limit: 1,
                 ..Default::default()
             })
             .ok()
-            .and_then(|v| v.into_iter().next());
+            .flatten();
         let next = loaded.schedule_of(name).and_then(|s| s.next_after(now_ns));
         out.push(ResourceStatus {
             resource: name.clone(),
@@ -137,15 +136,14 @@ pub fn vault_statuses(rt: &Runtime, now_ns: i64) -> Vec<VaultStatus> {
         let last = rt.catalog.last_verify(name).ok().flatten();
         let clean = rt
             .catalog
-            .list(&crate::catalog::Filter {
+            .newest(crate::catalog::Filter {
                 vault: Some(name.clone()),
                 kind: Some(JobKind::Verify),
-                state: Some(JobState::Completed),
-                limit: 1,
+                states: vec![JobState::Completed],
                 ..Default::default()
             })
             .ok()
-            .and_then(|v| v.into_iter().next());
+            .flatten();
         let next = loaded
             .verify_schedules
             .get(name)
@@ -154,11 +152,7 @@ pub fn vault_statuses(rt: &Runtime, now_ns: i64) -> Vec<VaultStatus> {
             vault: name.clone(),
             url: v.url.get_ref().clone(),
             verify_schedule: v.verify.as_ref().map(|x| x.schedule.get_ref().clone()),
-            read_data: v.verify.as_ref().map(|x| {
-                x.read_data
-                    .as_ref()
-                    .map_or("none".into(), |r| r.get_ref().clone())
-            }),
+            read_data: v.verify.as_ref().map(|x| x.depth().to_string()),
             last_verify_state: last.as_ref().map(|j| j.state),
             last_verify_ns: last.as_ref().and_then(|j| j.ended_ns),
             last_verify: last.as_ref().and_then(|j| j.ended_ns).map(rfc3339),

@@ -19,11 +19,18 @@ use crate::walk::{self, Visit};
 pub struct VerifyOptions {
     /// Read and authenticate stored packs.
     pub read_data: bool,
-    /// With `read_data`, the percentage of packs to read (None: all).
-    pub subset_pct: Option<f64>,
-    /// With `read_data`, part `k` of `n` (1-based) of the packs instead: the pack-id space
-    /// cut into `n` equal ranges, so parts `1/n` … `n/n` read every pack exactly once.
-    pub subset_part: Option<(u32, u32)>,
+    /// With `read_data`, which packs to read (None: all).
+    pub subset: Option<Subset>,
+}
+
+/// A share of the packs to read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Subset {
+    /// The first `p` percent of the pack-id space: always the same packs.
+    Pct(f64),
+    /// Part `k` of `n` (1-based): the pack-id space cut into `n` equal ranges, so parts
+    /// `1/n` … `n/n` read every pack exactly once.
+    Part(u32, u32),
 }
 
 /// A recovery point hit by damage.
@@ -89,10 +96,10 @@ fn in_part(id: &Id, k: u32, n: u32) -> bool {
 impl VerifyOptions {
     /// Whether this verify reads pack `id`.
     fn reads(&self, id: &Id) -> bool {
-        match (self.subset_part, self.subset_pct) {
-            (Some((k, n)), _) => in_part(id, k, n),
-            (None, Some(pct)) => sample(id, pct),
-            (None, None) => true,
+        match self.subset {
+            Some(Subset::Part(k, n)) => in_part(id, k, n),
+            Some(Subset::Pct(pct)) => sample(id, pct),
+            None => true,
         }
     }
 }

@@ -6,6 +6,7 @@ use holdfast_retention::{add_span, parse_span, time_zone};
 use toml::Spanned;
 
 use crate::model::{Kind, Plan};
+use crate::schedule::Schedule;
 
 /// One problem in a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,19 +65,15 @@ impl Ctx<'_> {
             }
         }
     }
-}
 
-impl Ctx<'_> {
-    fn cron(&mut self, s: &Spanned<String>, who: &str) -> Option<croner::Cron> {
-        let parser = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Optional)
-            .build();
-        match parser.parse(s.get_ref()) {
+    /// The cron expression `s`, read in UTC (the zone is checked on its own).
+    fn cron(&mut self, s: &Spanned<String>, who: &str) -> Option<Schedule> {
+        match Schedule::new(s.get_ref(), None) {
             Ok(c) => Some(c),
             Err(e) => {
                 self.at(
                     s,
-                    format!("{who}: schedule {:?}: {e}", s.get_ref()),
+                    format!("{who}: {e}"),
                     "use a cron expression such as \"0 2 * * *\" (minute hour day month weekday)",
                 );
                 None
@@ -231,17 +228,7 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
             // The longest gap between the next 64 runs must fit in the RPO (gaps are measured
             // in UTC; the time zone only shifts them).
             {
-                let mut times: Vec<i128> = Vec::new();
-                let mut t = chrono::DateTime::from_timestamp_nanos(now);
-                for _ in 0..64 {
-                    match cron.find_next_occurrence(&t, false) {
-                        Ok(n) => {
-                            times.push(i128::from(n.timestamp_nanos_opt().unwrap_or(0)));
-                            t = n;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let times: Vec<i128> = cron.upcoming(now, 64).into_iter().map(i128::from).collect();
                 let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
                 let rpo_ns = i128::from(add_span(now, rpo) - now);
                 if gap > rpo_ns {

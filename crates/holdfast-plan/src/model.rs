@@ -92,6 +92,13 @@ pub struct VerifySchedule {
     pub completion_window: Option<Spanned<String>>,
 }
 
+impl VerifySchedule {
+    /// `read_data` as written, `none` when absent.
+    pub fn depth(&self) -> &str {
+        self.read_data.as_ref().map_or("none", |r| r.get_ref())
+    }
+}
+
 /// How much stored data a verify reads, as `read_data` says.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ReadData {

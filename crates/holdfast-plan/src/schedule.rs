@@ -32,6 +32,7 @@ pub enum ScheduleError {
 pub struct Schedule {
     cron: Cron,
     tz: TimeZone,
+    zone_name: String,
     expr: String,
 }
 
@@ -78,6 +79,7 @@ impl Schedule {
                 expr: expr.to_string(),
                 reason: e.to_string(),
             })?;
+        let zone = tz;
         let tz = match tz {
             Some(t) => {
                 holdfast_retention::time_zone(t).map_err(|e| ScheduleError::Zone(e.to_string()))?
@@ -87,6 +89,7 @@ impl Schedule {
         Ok(Schedule {
             cron,
             tz,
+            zone_name: zone.unwrap_or("UTC").to_string(),
             expr: expr.to_string(),
         })
     }
@@ -94,6 +97,21 @@ impl Schedule {
     /// The cron expression.
     pub fn expr(&self) -> &str {
         &self.expr
+    }
+
+    /// The time zone the expression is read in.
+    pub fn zone(&self) -> &TimeZone {
+        &self.tz
+    }
+
+    /// The time zone's name as written (`UTC` when none was given).
+    pub fn zone_name(&self) -> &str {
+        &self.zone_name
+    }
+
+    /// Expression and zone: two schedules with the same key run at the same times.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.expr, self.zone_name)
     }
 
     /// The first run strictly after `after_ns` (Unix nanoseconds).

@@ -130,7 +130,6 @@ fn a_crash_at_any_write_loses_nothing_completed() {
             &v,
             VerifyOptions {
                 read_data: true,
-                subset_pct: None,
                 ..Default::default()
             },
             &|_| {},
@@ -169,7 +168,6 @@ fn a_crash_at_any_write_loses_nothing_completed() {
                 &v,
                 VerifyOptions {
                     read_data: true,
-                    subset_pct: None,
                     ..Default::default()
                 },
                 &|_| {}
@@ -202,7 +200,6 @@ fn transient_storage_failures_fail_the_backup_cleanly() {
             &v,
             VerifyOptions {
                 read_data: true,
-                subset_pct: None,
                 ..Default::default()
             },
             &|_| {}

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 use holdfast_engine::keys::{self, KdfParams};
-use holdfast_engine::verify::{self, VerifyOptions};
+use holdfast_engine::verify::{self, Subset, VerifyOptions};
 use holdfast_engine::{Error, Result, Vault};
 
 use super::{Ctx, origin};
@@ -30,11 +30,6 @@ pub fn init(ctx: &Ctx) -> Result<i32> {
 
 /// `--read-data-subset`: a percentage (`10`, `2.5%`: that share, always the same packs) or
 /// a part of a rotation (`3/10`: the third tenth; parts 1/n…n/n read every pack once).
-enum Subset {
-    Pct(f64),
-    Part(u32, u32),
-}
-
 fn parse_subset(s: &str) -> Result<Subset> {
     if let Some((k, n)) = s.split_once('/') {
         return match (k.trim().parse::<u32>(), n.trim().parse::<u32>()) {
@@ -66,14 +61,7 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     let vault = ctx.open()?;
     let opts = VerifyOptions {
         read_data: a.read_data || subset.is_some(),
-        subset_pct: match subset {
-            Some(Subset::Pct(p)) => Some(p),
-            _ => None,
-        },
-        subset_part: match subset {
-            Some(Subset::Part(k, n)) => Some((k, n)),
-            _ => None,
-        },
+        subset,
     };
     let pb = output::progress(ctx.json, ctx.quiet, "verify");
     let progress = |n: u64| pb.inc(n);

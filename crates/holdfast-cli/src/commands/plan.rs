@@ -100,15 +100,11 @@ pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
         let Some(c) = loaded.plan.categories.get(cat_name) else {
             continue;
         };
-        let tz_name = c
-            .timezone
-            .as_ref()
-            .map_or("UTC".to_string(), |t| t.get_ref().clone());
-        let tz = holdfast_retention::time_zone(&tz_name).unwrap_or(jiff::tz::TimeZone::UTC);
-        let runs: Vec<i64> = loaded
-            .schedule_of(name)
-            .map(|s| s.upcoming(now, count))
-            .unwrap_or_default();
+        // plan check has parsed every category's schedule.
+        let Some(s) = loaded.schedule_of(name) else {
+            continue;
+        };
+        let runs = s.upcoming(now, count);
         let copies: Vec<String> = c.copy_to.iter().map(|d| d.get_ref().clone()).collect();
         rows.push((
             name.clone(),
@@ -116,10 +112,12 @@ pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
             cat_name.clone(),
             c.vault.get_ref().clone(),
             copies,
-            c.schedule.get_ref().clone(),
-            tz_name,
+            s.expr().to_string(),
+            s.zone_name().to_string(),
             c.rpo.as_ref().map(|x| x.get_ref().clone()),
-            runs.iter().map(|n| local_in(&tz, *n)).collect::<Vec<_>>(),
+            runs.iter()
+                .map(|n| local_in(s.zone(), *n))
+                .collect::<Vec<_>>(),
             runs,
         ));
     }
@@ -127,26 +125,17 @@ pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
         let (Some(vs), Some(s)) = (&v.verify, loaded.verify_schedules.get(name)) else {
             continue;
         };
-        let tz_name = vs
-            .timezone
-            .as_ref()
-            .map_or("UTC".to_string(), |t| t.get_ref().clone());
-        let tz = holdfast_retention::time_zone(&tz_name).unwrap_or(jiff::tz::TimeZone::UTC);
         let runs = s.upcoming(now, count);
-        let depth = vs
-            .read_data
-            .as_ref()
-            .map_or("none".to_string(), |r| r.get_ref().clone());
         rows.push((
             "*".into(),
-            format!("verify:{depth}"),
+            format!("verify:{}", vs.depth()),
             "-".into(),
             name.clone(),
             vec![],
-            vs.schedule.get_ref().clone(),
-            tz_name,
+            s.expr().to_string(),
+            s.zone_name().to_string(),
             None,
-            runs.iter().map(|n| local_in(&tz, *n)).collect(),
+            runs.iter().map(|n| local_in(s.zone(), *n)).collect(),
             runs,
         ));
     }

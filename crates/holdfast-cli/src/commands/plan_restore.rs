@@ -65,23 +65,12 @@ fn resolve(plan: &LoadedPlan, a: &RestoreArgs) -> Result<(String, String)> {
             )));
         }
     };
-    if !plan.plan.vaults.contains_key(&vault) {
-        let known: Vec<&str> = plan.plan.vaults.keys().map(String::as_str).collect();
-        return Err(Error::Input(format!(
-            "vault {vault:?} is not in the plan {} (it has: {})",
-            plan.path.display(),
-            known.join(", ")
-        )));
-    }
+    super::schedule::plan_vault(plan, &vault)?;
     Ok((resource.unwrap_or_else(|| VAULT_WIDE.into()), vault))
 }
 
 pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
-    let path = super::schedule::plan_path(a.plan.clone());
-    let mut loaded = LoadedPlan::load(&path).map_err(|e| Error::Input(e.to_string()))?;
-    if let Some(d) = &a.state_dir {
-        loaded.settings.state_dir = d.clone();
-    }
+    let loaded = super::schedule::load_plan(a.plan.clone(), a.state_dir.as_ref())?;
     let (resource, vault) = resolve(&loaded, &a)?;
     let rto = loaded
         .plan

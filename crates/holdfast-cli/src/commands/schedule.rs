@@ -21,12 +21,30 @@ pub fn plan_path(given: Option<PathBuf>) -> PathBuf {
 }
 
 fn load(a: &PlanArgs) -> Result<LoadedPlan> {
-    let path = plan_path(a.plan.clone());
+    load_plan(a.plan.clone(), a.state_dir.as_ref())
+}
+
+/// Load and check the plan (`plan_path`), with `state_dir` overriding its `[daemon]` one.
+pub fn load_plan(plan: Option<PathBuf>, state_dir: Option<&PathBuf>) -> Result<LoadedPlan> {
+    let path = plan_path(plan);
     let mut p = LoadedPlan::load(&path).map_err(|e| Error::Input(e.to_string()))?;
-    if let Some(d) = &a.state_dir {
+    if let Some(d) = state_dir {
         p.settings.state_dir = d.clone();
     }
     Ok(p)
+}
+
+/// An error unless `vault` is one of the plan's vaults.
+pub fn plan_vault(loaded: &LoadedPlan, vault: &str) -> Result<()> {
+    if loaded.plan.vaults.contains_key(vault) {
+        return Ok(());
+    }
+    let known: Vec<&str> = loaded.plan.vaults.keys().map(String::as_str).collect();
+    Err(Error::Input(format!(
+        "vault {vault:?} is not in the plan {} (it has: {})",
+        loaded.path.display(),
+        known.join(", ")
+    )))
 }
 
 pub fn catalog(dir: &std::path::Path) -> Result<Catalog> {
@@ -51,15 +69,8 @@ pub fn exe() -> Result<PathBuf> {
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let loaded = load(&a.plan)?;
-    if let Some(v) = &a.verify
-        && !loaded.plan.vaults.contains_key(v)
-    {
-        let known: Vec<&str> = loaded.plan.vaults.keys().map(String::as_str).collect();
-        return Err(Error::Input(format!(
-            "vault {v:?} is not in the plan {} (it has: {})",
-            loaded.path.display(),
-            known.join(", ")
-        )));
+    if let Some(v) = &a.verify {
+        plan_vault(&loaded, v)?;
     }
     let names: Vec<String> = match &a.resource {
         _ if a.verify.is_some() => vec![],
@@ -208,7 +219,7 @@ pub fn jobs(ctx: &Ctx, a: JobsArgs) -> Result<i32> {
     let list = cat
         .list(&Filter {
             resource: a.resource.clone(),
-            state,
+            states: state.into_iter().collect(),
             kind,
             since_ns: since,
             limit: a.limit,

@@ -213,3 +213,23 @@ pub fn s3_vars(moto: &Moto) -> Vec<(String, String)> {
         ("AWS_REGION".into(), "us-east-1".into()),
     ]
 }
+
+/// Flip one bit of the byte at `at` (modulo the length) of a file; flipping it again repairs.
+pub fn flip(path: &Path, at: usize) {
+    let mut d = std::fs::read(path).unwrap();
+    let i = at % d.len();
+    d[i] ^= 0x10;
+    std::fs::write(path, d).unwrap();
+}
+
+/// Every stored object file under `dir` of a local vault, smallest first.
+pub fn objects(vault: &str, dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(Path::new(vault).join(dir))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    v.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    v
+}

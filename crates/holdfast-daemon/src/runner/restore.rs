@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{JobSpec, RunReport, Runtime, Try, humanize, json, now_ns};
+use super::{JobSpec, RunReport, Runtime, Try, failed_or, humanize, json, now_ns};
 use crate::catalog::CatalogError;
 use crate::commands;
-use crate::exec::{Ended, Outcome};
+use crate::exec::Outcome;
 use crate::job::{JobKind, JobState};
 
 /// What to restore.
@@ -84,15 +84,15 @@ impl Runtime {
 
 /// How a restore child ended, with its duration against the RTO.
 fn judge(o: &Outcome, v: &serde_json::Value, took: Duration, rto: Option<Duration>) -> Try {
-    match o.ended {
-        Ended::Deadline => return Try::Deadline,
-        Ended::Shutdown => return Try::Shutdown,
-        Ended::Exited => {}
-    }
-    let state = match o.code {
-        Some(0) => JobState::Completed,
-        Some(3) => JobState::Partial,
-        _ => return Try::Failed(o.error_line()),
+    failed_or(o, |o| restored(o, v, took, rto))
+}
+
+/// A restore child that exited 0 (completed) or 3 (partial): what it restored, how fast.
+fn restored(o: &Outcome, v: &serde_json::Value, took: Duration, rto: Option<Duration>) -> Try {
+    let state = if o.code == Some(3) {
+        JobState::Partial
+    } else {
+        JobState::Completed
     };
     let what = if let Some(t) = v["target"].as_str() {
         format!(
@@ -125,6 +125,7 @@ fn judge(o: &Outcome, v: &serde_json::Value, took: Duration, rto: Option<Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::Ended;
 
     fn exited(code: i32, stdout: &str) -> Outcome {
         Outcome {

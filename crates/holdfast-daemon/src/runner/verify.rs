@@ -62,13 +62,13 @@ impl Runtime {
         let depth = loaded.read_data(vault);
         let done = self
             .catalog
-            .list(&crate::catalog::Filter {
+            .count(&crate::catalog::Filter {
                 vault: Some(vault.to_string()),
                 kind: Some(JobKind::Verify),
-                state: Some(JobState::Completed),
+                states: vec![JobState::Completed],
                 ..Default::default()
             })
-            .map_or(0, |v| v.len());
+            .unwrap_or(0);
         let cmd = commands::verify(&self.exe, &loaded.plan, vault, depth, done);
         let spec = JobSpec {
             kind: JobKind::Verify,
