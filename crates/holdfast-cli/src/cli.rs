@@ -42,6 +42,9 @@ pub struct Cli {
 pub enum Command {
     /// Create a new vault and print its id.
     Init,
+    /// Convert a vault of the previous format version (2) to this one (3); full key. Stop
+    /// every older holdfast using the vault first: its open sessions are declared abandoned.
+    Migrate,
     /// Create a recovery point of paths or of standard input.
     Backup(BackupArgs),
     /// List recovery points.
@@ -378,8 +381,15 @@ pub enum HoldCommand {
 /// `repair` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RepairCommand {
-    /// Rebuild the index from the packs' own headers.
-    Index,
+    /// Rebuild the index from the packs themselves: every pack is read, its header and every
+    /// blob it lists authenticated; forged or damaged index records and entries are dropped.
+    Index {
+        /// Trust the packs' headers and skip reading blob contents (two small reads per
+        /// pack instead of the whole vault; forged entries in packs a write-only key created
+        /// are then kept).
+        #[arg(long)]
+        headers_only: bool,
+    },
 }
 
 /// `backup`.
@@ -484,9 +494,10 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub target: Option<PathBuf>,
     /// Restore a PostgreSQL point into this server (new or empty databases; pg_restore).
+    /// `env:VAR` or `file:PATH` read the URL from there (keeps a password out of argv).
     #[arg(long, value_name = "URL")]
     pub to_postgres: Option<String>,
-    /// Restore a MariaDB/MySQL point into this server.
+    /// Restore a MariaDB/MySQL point into this server (`env:VAR` / `file:PATH` as above).
     #[arg(long, value_name = "URL")]
     pub to_mysql: Option<String>,
     /// Restore a SQLite point to this file (must not exist) and run integrity_check.

@@ -35,6 +35,7 @@ pub fn code(e: &Error) -> i32 {
         ErrorKind::VaultExists
         | ErrorKind::Storage
         | ErrorKind::Input
+        | ErrorKind::Interrupted
         | ErrorKind::Io
         | ErrorKind::Unsupported => ERROR,
     }

@@ -16,11 +16,33 @@ pub enum Secret {
     KeyFile(KeyMaterial),
 }
 
-fn trim_newline(mut v: Vec<u8>) -> Zeroizing<Vec<u8>> {
+fn trim_newline(v: Vec<u8>) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(v);
     while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         v.pop();
     }
-    Zeroizing::new(v)
+    v
+}
+
+/// A passphrase or key file's bytes, wiped from memory when dropped.
+pub fn read_secret_file(p: impl AsRef<std::path::Path>) -> Result<Zeroizing<Vec<u8>>> {
+    let p = p.as_ref();
+    std::fs::read(p)
+        .map(Zeroizing::new)
+        .map_err(|e| Error::io(p, e))
+}
+
+/// Warn that the key object just written used the weak test parameters of
+/// `HOLDFAST_KDF_MEMORY_KIB` (see [`holdfast_engine::keys::KdfParams::from_env`]).
+pub fn warn_weak_kdf() {
+    if let Ok(v) = std::env::var("HOLDFAST_KDF_MEMORY_KIB")
+        && v.parse::<u32>().is_ok()
+    {
+        eprintln!(
+            "holdfast: warning: HOLDFAST_KDF_MEMORY_KIB={v} wrote a weak key object (for tests \
+             only); unset it and run `holdfast key passwd`"
+        );
+    }
 }
 
 fn from_env(
@@ -32,7 +54,7 @@ fn from_env(
         return Ok(Some(Zeroizing::new(v.into_encoded_bytes())));
     }
     if let Some(p) = std::env::var_os(file_var) {
-        let data = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let data = read_secret_file(&p)?;
         let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]).to_vec();
         return Ok(Some(trim_newline(first)));
     }
@@ -46,13 +68,15 @@ fn from_env(
             .stderr(Stdio::inherit())
             .output()
             .map_err(|e| Error::Input(format!("{cv}: cannot run the command: {e}")))?;
+        // Wiped however this ends (a failing command may still have printed the secret).
+        let stdout = Zeroizing::new(out.stdout);
         if !out.status.success() {
             return Err(Error::Input(format!(
                 "{cv}: the command failed ({})",
                 out.status
             )));
         }
-        return Ok(Some(trim_newline(out.stdout)));
+        return Ok(Some(trim_newline(stdout.to_vec())));
     }
     Ok(None)
 }
@@ -72,7 +96,7 @@ pub fn unlock_secret_prefixed(prefix: &str) -> Result<Secret> {
     if prefix != "HOLDFAST" {
         let kf = format!("{prefix}_KEY_FILE");
         if let Some(p) = std::env::var_os(&kf) {
-            let data = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            let data = read_secret_file(&p)?;
             let m = keys::decode_key_file(&data).map_err(|e| {
                 Error::Input(format!("{}: {e}", std::path::Path::new(&p).display()))
             })?;
@@ -96,7 +120,7 @@ pub fn unlock_secret_prefixed(prefix: &str) -> Result<Secret> {
         )));
     }
     if let Some(p) = std::env::var_os("HOLDFAST_KEY_FILE") {
-        let data = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let data = read_secret_file(&p)?;
         let m = keys::decode_key_file(&data)
             .map_err(|e| Error::Input(format!("{}: {e}", std::path::Path::new(&p).display())))?;
         return Ok(Secret::KeyFile(m));

@@ -457,3 +457,157 @@ fn the_systemd_unit_runs_the_daemon_and_outlasts_its_grace() {
         Err(_) => eprintln!("systemd-analyze not installed: unit syntax not checked by systemd"),
     }
 }
+
+/// An alert whose webhook is down is kept in the catalog's outbox and retried until it is
+/// delivered — by the same daemon when the webhook comes back, and by the next daemon after
+/// a crash — and still only once per incident. Old code tried three times (2 s, 4 s apart),
+/// then dropped the alert while the incident stayed open: run against it, the wait for a
+/// fourth attempt times out (and after the restart nothing would ever be delivered).
+#[test]
+fn an_undelivered_alert_is_retried_until_delivered_even_across_a_restart() {
+    let env = Env::new();
+    let hook_port = free_port();
+    let (_main, _dr, state, port, head) = setup(&env, "retries = 0");
+    let flag = env.path("down");
+    std::fs::write(&flag, "").unwrap();
+    let plan = env.path("holdfast.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"{head}
+[categories.often]
+schedule = "*/2 * * * * *"
+vault = "main"
+[categories.often.retention]
+keep_last = 5
+
+[resources.exporter]
+kind = "command"
+category = "often"
+command = "sh -c 'if [ -e {flag} ]; then echo \"the export API is down\" >&2; exit 1; fi; echo ok'"
+name = "export.json"
+
+[notifications.ops]
+kind = "webhook"
+url_env = "OPS_WEBHOOK"
+"#,
+            flag = flag.display()
+        ),
+    )
+    .unwrap();
+    let mut env = env;
+    env.extra_env.push((
+        "OPS_WEBHOOK".into(),
+        format!("http://127.0.0.1:{hook_port}/hook"),
+    ));
+    let log = env.path("daemon.log");
+    let failed = |env: &Env| {
+        jobs(env, &state)
+            .iter()
+            .filter(|j| j["kind"] == "backup" && j["state"] == "failed")
+            .count()
+    };
+
+    // 1. The webhook answers 500: the first alert fails, again and again (more than the three
+    //    attempts the old code made).
+    let hook = Webhook::start_on(hook_port, 500);
+    let mut d = Daemon::start(&env, &plan, &log);
+    wait_until(
+        Duration::from_secs(60),
+        "four attempts at the alert",
+        || hook.hits() >= 4,
+    );
+    assert!(hook.events().is_empty());
+    // 2. The daemon crashes with the alert undelivered; the webhook goes down too.
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    d.wait(Duration::from_secs(30));
+    drop(hook);
+    let before = failed(&env);
+    assert!(before >= 2, "several failures, one incident");
+    // 3. The webhook is back; a new daemon delivers the alert at once, and only that one.
+    let hook = Webhook::start_on(hook_port, 200);
+    let mut d = Daemon::start(&env, &plan, &log);
+    wait_until(
+        Duration::from_secs(30),
+        "the failure alert, after the restart",
+        || !hook.events().is_empty(),
+    );
+    wait_until(Duration::from_secs(30), "more failed runs", || {
+        failed(&env) >= before + 2
+    });
+    let ev = hook.events();
+    assert_eq!(ev.len(), 1, "one alert per incident: {ev:#?}");
+    assert_eq!(
+        (ev[0]["event"].as_str(), ev[0]["resource"].as_str()),
+        (Some("failure"), Some("exporter"))
+    );
+    assert!(
+        ev[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("the export API is down")
+    );
+    // 4. The webhook fails again (500) while the source recovers: the recovery message is
+    //    pending (and shown as such), then delivered when the webhook answers again.
+    hook.set_status(500);
+    let hits = hook.hits();
+    std::fs::remove_file(&flag).unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "a failed attempt at the recovery",
+        || hook.hits() > hits,
+    );
+    let (_, metrics) = http(port, "GET", "/metrics", Some(TOKEN));
+    assert_eq!(
+        metric(&metrics, "holdfast_notifications_pending"),
+        Some(1.0),
+        "{metrics}"
+    );
+    promtool_check(&metrics);
+    let (st, body) = http(
+        port,
+        "GET",
+        "/api/v1/notifications?pending=true",
+        Some(TOKEN),
+    );
+    assert_eq!(st, 200, "{body}");
+    let pending: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let pending = pending.as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{body}");
+    assert_eq!(pending[0]["event"]["event"], "recovery");
+    assert_eq!(pending[0]["channel"], "ops");
+    assert!(pending[0]["attempts"].as_u64().unwrap() >= 1, "{body}");
+    assert!(
+        pending[0]["last_error"].as_str().unwrap().contains("500"),
+        "{body}"
+    );
+    hook.set_status(200);
+    wait_until(Duration::from_secs(30), "the recovery message", || {
+        hook.events().len() >= 2
+    });
+    let (_, metrics) = http(port, "GET", "/metrics", Some(TOKEN));
+    assert_eq!(
+        metric(&metrics, "holdfast_notifications_pending"),
+        Some(0.0)
+    );
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(60)), Some(0), "{}", d.log());
+    let kinds: Vec<String> = hook
+        .events()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(kinds, ["failure", "recovery"]);
+    // The webhook URL (a secret) is in neither the log nor the catalog's outbox.
+    let url = format!("127.0.0.1:{hook_port}/hook");
+    assert!(!d.log().contains(&url), "{}", d.log());
+    let c = rusqlite::Connection::open(state.join("catalog.sqlite")).unwrap();
+    let stored: String = c
+        .query_row(
+            "SELECT group_concat(event || COALESCE(last_error, ''), ' ') FROM outbox",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!stored.contains(&url), "{stored}");
+}

@@ -24,17 +24,6 @@ fn vault_bytes(env: &Env) -> u64 {
         .sum()
 }
 
-fn write_gen(dir: &Path, seed: u64, files: usize, size: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    for i in 0..files {
-        std::fs::write(
-            dir.join(format!("f{i}.bin")),
-            random_bytes(seed * 1000 + i as u64, size),
-        )
-        .unwrap();
-    }
-}
-
 #[test]
 fn forget_by_policy_then_prune_frees_space_and_keeps_the_rest_intact() {
     let env = Env::new();
@@ -571,46 +560,16 @@ fn s3_object_lock_makes_the_server_refuse_deletion() {
 /// point with missing data.
 #[test]
 fn a_stalled_backup_declared_abandoned_cannot_commit() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
     let mut env = Env::new();
     env.extra_env = vec![("HOLDFAST_HEARTBEAT_SECS".into(), "0.2".into())];
     env.init();
-    let bait = env.path("bait");
-    write_gen(&bait, 4242, 4, 1_000_000);
-    let b = env.json(&["backup", bait.to_str().unwrap()]);
-    env.ok(&["forget", &b["point"].as_str().unwrap()[..16]]);
     // The new backup holds the bait's files (deduplicated) and a lot of new data.
-    let d = env.path("big");
-    std::fs::create_dir_all(&d).unwrap();
-    for f in std::fs::read_dir(&bait).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, d.join(f.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(d.join("zz-large.bin"), random_bytes(99, 64 << 20)).unwrap();
-    let sessions = Path::new(&env.vault).join("sessions");
-    let before = std::fs::read_dir(&sessions).map_or(0, |r| r.count());
-    let child = env
-        .std_cmd()
-        .args(["--json", "backup", d.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = Pid::from_raw(child.id() as i32);
-    // Let it start its session and load the index, then freeze it.
-    let start = std::time::Instant::now();
-    while std::fs::read_dir(&sessions).map_or(0, |r| r.count()) <= before {
-        assert!(start.elapsed() < std::time::Duration::from_secs(20));
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    kill(pid, Signal::SIGSTOP).unwrap();
+    let d = bait(&env, 64);
+    let (child, _) = frozen_backup(&env, &d);
     let p = env.json(&["prune", "--abandon-after", "1s", "--max-wait", "20s"]);
     assert_eq!(p["abandoned_sessions"].as_array().unwrap().len(), 1, "{p}");
     assert!(p["deleted_packs"].as_u64().unwrap() > 0, "{p}");
-    kill(pid, Signal::SIGCONT).unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = resume(child);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("declared this run abandoned"),

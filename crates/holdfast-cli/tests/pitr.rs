@@ -351,3 +351,30 @@ url_file = "{url}"
     assert!(j[1]["bytes_added"].as_u64().unwrap() > 1_000_000, "{j}");
     assert!(j[1]["point"].as_str().is_some(), "{j}");
 }
+
+/// A WAL name whose 24th byte falls inside a multi-byte character once made `valid_wal_name`
+/// slice through it and panic (exit 101). Both commands must refuse it with one clear line.
+#[test]
+fn wal_names_splitting_a_character_are_refused_not_a_panic() {
+    let env = Env::new();
+    env.init();
+    // 23 hex digits, a two-byte 'é' (bytes 23..25), 8 more: 33 bytes before ".backup".
+    let split = "00000001000000000000000\u{e9}00000000.backup";
+    // 24 hex digits, then 'é' where the '.' belongs.
+    let split2 = "000000010000000000000002\u{e9}0000000.backup";
+    for name in [split, split2] {
+        let dest = env.path("fetched");
+        let o = env.run(&["pg", "wal-fetch", name, dest.to_str().unwrap()]);
+        assert_eq!(code(&o), 1, "wal-fetch {name}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("is not a WAL file name"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        let file = env.path(name);
+        std::fs::write(&file, b"not wal").unwrap();
+        let o = env.run(&["pg", "wal-push", file.to_str().unwrap()]);
+        assert_eq!(code(&o), 1, "wal-push {name}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("not a WAL segment"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+}

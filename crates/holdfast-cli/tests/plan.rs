@@ -133,3 +133,75 @@ paths = ["/etc/hostname"]
     assert!(lines[1].contains("does not open"), "{}", lines[1]);
     assert!(lines[2].contains("set min_days = 30"), "{}", lines[2]);
 }
+
+#[test]
+fn plan_check_connect_flags_notification_secrets_that_are_not_set() {
+    let env = Env::new();
+    env.init();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let plan = env.path("holdfast.toml");
+    let src = format!(
+        r#"[vaults.main]
+url = "{vault}"
+passphrase_file = "{pass}"
+
+[categories.c]
+schedule = "0 2 * * *"
+vault = "main"
+
+[categories.c.retention]
+keep_daily = 7
+
+[resources.r]
+kind = "files"
+category = "c"
+paths = ["/etc/hostname"]
+
+[notifications.ops]
+kind = "webhook"
+slack = true
+url_env = "HF_TEST_UNSET_WEBHOOK_7d2"
+
+[notifications.set]
+kind = "webhook"
+url_env = "HF_TEST_SET_WEBHOOK_7d2"
+
+[notifications.dba]
+kind = "email"
+to = ["dba@example.com"]
+smtp = "smtp.example.com:587"
+smtp_user = "holdfast"
+smtp_password_env = "HF_TEST_UNSET_SMTP_7d2"
+"#,
+        vault = env.vault,
+        pass = pass.display(),
+    );
+    std::fs::write(&plan, &src).unwrap();
+    env.ok(&["plan", "check", plan.to_str().unwrap()]);
+    let o = env
+        .cmd()
+        .args(["plan", "check", "--connect", plan.to_str().unwrap()])
+        .env("HF_TEST_SET_WEBHOOK_7d2", "https://hooks.example/x")
+        .env_remove("HF_TEST_UNSET_WEBHOOK_7d2")
+        .env_remove("HF_TEST_UNSET_SMTP_7d2")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let e = stderr(&o);
+    let lines: Vec<&str> = e.lines().collect();
+    let p = plan.display().to_string();
+    let expect = [
+        format!(
+            "{p}:20: notification \"ops\": url_env HF_TEST_UNSET_WEBHOOK_7d2 is not set in this environment"
+        ),
+        format!(
+            "{p}:31: notification \"dba\": smtp_password_env HF_TEST_UNSET_SMTP_7d2 is not set in this environment"
+        ),
+    ];
+    assert_eq!(lines.len(), expect.len(), "{e}");
+    for (l, x) in lines.iter().zip(&expect) {
+        assert!(l.starts_with(x.as_str()), "{l}\n  expected {x}");
+        assert!(l.contains("(fix: set "), "{l}");
+    }
+}

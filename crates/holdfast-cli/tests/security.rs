@@ -254,3 +254,42 @@ fn passphrase_sources_and_key_management() {
         0
     );
 }
+
+#[test]
+fn weak_test_kdf_settings_warn_every_time_they_write_a_key() {
+    let env = Env::new();
+    // Env's commands set HOLDFAST_KDF_MEMORY_KIB=8192 (fast tests): init and key add warn.
+    let o = env.run(&["init"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let warning = "warning: HOLDFAST_KDF_MEMORY_KIB=8192 wrote a weak key object";
+    assert!(stderr(&o).contains(warning), "{}", stderr(&o));
+    assert!(stderr(&o).contains("holdfast key passwd"), "{}", stderr(&o));
+    let o = env
+        .cmd()
+        .args(["key", "add", "--label", "second"])
+        .env("HOLDFAST_NEW_PASSPHRASE", "another horse")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains(warning), "{}", stderr(&o));
+    // Without it, the default parameters and no warning; reading never warns.
+    let o = env
+        .cmd()
+        .args(["key", "passwd"])
+        .env("HOLDFAST_NEW_PASSPHRASE", "third horse")
+        .env_remove("HOLDFAST_KDF_MEMORY_KIB")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("HOLDFAST_KDF_MEMORY_KIB"),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(&["points"]);
+    assert!(
+        !stderr(&o).contains("HOLDFAST_KDF_MEMORY_KIB"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -16,6 +16,10 @@ use serde::Serialize;
 
 use crate::job::{JobKind, JobState};
 
+mod outbox;
+use outbox::enqueue;
+pub use outbox::{OutboxRecord, OutboxRow, Outgoing};
+
 /// A catalog error.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -23,6 +27,14 @@ pub enum CatalogError {
     #[error("state directory {path}: {source}")]
     Dir {
         /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A state file cannot be created or given its mode.
+    #[error("state file {path}: {source}")]
+    File {
+        /// The file.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
@@ -142,7 +154,8 @@ pub struct Catalog {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added the notification outbox.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -179,7 +192,94 @@ CREATE TABLE IF NOT EXISTS resources (
     first_seen_ns INTEGER NOT NULL,
     last_point_ns INTEGER
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ns INTEGER NOT NULL,
+    last_error TEXT,
+    delivered_ns INTEGER,
+    dropped_ns INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(channel, id)
+    WHERE delivered_ns IS NULL AND dropped_ns IS NULL;
 ";
+
+/// Owner-only modes of the state directory and of every file in it.
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+
+/// Give `path` exactly `mode` (whatever the umask made of it) — if it is ours: a catalog
+/// another user reads (`holdfast jobs` run by someone else) is left as its owner made it.
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(path)?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() == me && meta.permissions().mode() & 0o7777 != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Create the state directory (0700) and the database file (0600) before SQLite opens it:
+/// SQLite creates its `-wal` and `-shm` files with the database file's mode. Never called
+/// once a connection is open: closing another descriptor of the database file would drop
+/// this process's SQLite locks (POSIX record locks belong to the process).
+fn prepare_files(dir: &Path, db: &Path) -> Result<(), CatalogError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir_err = |source| CatalogError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(dir_err)?;
+        restrict(dir, DIR_MODE).map_err(dir_err)?;
+    }
+    if std::fs::symlink_metadata(db).is_err() {
+        let created = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(db);
+        match created {
+            // Another process created it first: fine.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(CatalogError::File {
+                    path: db.to_path_buf(),
+                    source,
+                });
+            }
+            Ok(_) => {}
+        }
+    }
+    restrict_files(db)
+}
+
+/// Give the database file and its `-wal`, `-shm` and `-journal` files mode 0600, by path
+/// (no descriptor is opened).
+fn restrict_files(db: &Path) -> Result<(), CatalogError> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let f = PathBuf::from(name);
+        match restrict(&f, FILE_MODE) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(CatalogError::File { path: f, source }),
+        }
+    }
+    Ok(())
+}
 
 /// An opened incident, when it closes.
 #[derive(Debug, Clone)]
@@ -199,13 +299,12 @@ fn kind_of(s: &str) -> Option<JobKind> {
 }
 
 impl Catalog {
-    /// Open (creating) `DIR/catalog.sqlite`.
+    /// Open (creating) `DIR/catalog.sqlite`. A directory it creates is made 0700; the
+    /// database and its `-wal` / `-shm` files are 0600 whatever the umask (an existing
+    /// catalog with wider modes is narrowed).
     pub fn open(dir: &Path) -> Result<Self, CatalogError> {
-        std::fs::create_dir_all(dir).map_err(|source| CatalogError::Dir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
         let path = dir.join("catalog.sqlite");
+        prepare_files(dir, &path)?;
         let err = |source| CatalogError::Sqlite {
             path: path.clone(),
             source,
@@ -231,6 +330,8 @@ impl Catalog {
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err)?;
+        // The WAL and shared-memory files exist now: make sure of their modes too.
+        restrict_files(&path)?;
         Ok(Catalog {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -396,14 +497,19 @@ impl Catalog {
         let path = self.path.clone();
         let rows = self.with(|c| {
             let (cond, args) = f.condition();
-            let mut sql = format!(
+            // The condition holds only column names and `?` marks; every value, the limit
+            // too, is a bound parameter (a negative LIMIT is no limit in SQLite).
+            let sql = format!(
                 "SELECT id, kind, resource, vault, state, trigger, scheduled_ns, created_ns,
                  started_ns, ended_ns, attempts, bytes_added, point, point_ns, message, parent
-                 FROM jobs WHERE {cond} ORDER BY id DESC"
+                 FROM jobs WHERE {cond} ORDER BY id DESC LIMIT ?"
             );
-            if f.limit > 0 {
-                sql.push_str(&format!(" LIMIT {}", f.limit));
-            }
+            let mut args = args;
+            let limit = match f.limit {
+                0 => -1,
+                n => i64::try_from(n).unwrap_or(i64::MAX),
+            };
+            args.push(limit.into());
             let mut st = c.prepare(&sql)?;
             let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
                 Ok((
@@ -591,27 +697,44 @@ impl Catalog {
         condition: &str,
         now_ns: i64,
     ) -> Result<bool, CatalogError> {
+        self.open_incident_with(resource, condition, now_ns, Vec::new)
+    }
+
+    /// Open an incident (or count another occurrence); when it is newly opened, queue the
+    /// notifications `alerts` makes in the outbox, in the same transaction (so an incident
+    /// is never open without its alert queued). True when it is newly opened.
+    pub fn open_incident_with(
+        &self,
+        resource: &str,
+        condition: &str,
+        now_ns: i64,
+        alerts: impl FnOnce() -> Vec<Outgoing>,
+    ) -> Result<bool, CatalogError> {
         self.with(|c| {
-            let existing: Option<i64> = c
+            let tx = c.unchecked_transaction()?;
+            let existing: Option<i64> = tx
                 .query_row(
                     "SELECT count FROM incidents WHERE resource = ?1 AND condition = ?2",
                     params![resource, condition],
                     |r| r.get(0),
                 )
                 .optional()?;
-            if existing.is_some() {
-                c.execute(
+            let opened = if existing.is_some() {
+                tx.execute(
                     "UPDATE incidents SET count = count + 1, last_ns = ?3 WHERE resource = ?1 AND condition = ?2",
                     params![resource, condition, now_ns],
                 )?;
-                Ok(false)
+                false
             } else {
-                c.execute(
+                tx.execute(
                     "INSERT INTO incidents (resource, condition, opened_ns, last_ns, count) VALUES (?1, ?2, ?3, ?3, 1)",
                     params![resource, condition, now_ns],
                 )?;
-                Ok(true)
-            }
+                enqueue(&tx, &alerts(), now_ns)?;
+                true
+            };
+            tx.commit()?;
+            Ok(opened)
         })
     }
 
@@ -621,8 +744,21 @@ impl Catalog {
         resource: &str,
         condition: &str,
     ) -> Result<Option<Closed>, CatalogError> {
+        self.close_incident_with(resource, condition, 0, |_| Vec::new())
+    }
+
+    /// Close an incident and queue the notifications `alerts` makes of it (the recovery
+    /// message) in the same transaction; returns it if one was open.
+    pub fn close_incident_with(
+        &self,
+        resource: &str,
+        condition: &str,
+        now_ns: i64,
+        alerts: impl FnOnce(&Closed) -> Vec<Outgoing>,
+    ) -> Result<Option<Closed>, CatalogError> {
         self.with(|c| {
-            let found = c
+            let tx = c.unchecked_transaction()?;
+            let found = tx
                 .query_row(
                     "SELECT opened_ns, count FROM incidents WHERE resource = ?1 AND condition = ?2",
                     params![resource, condition],
@@ -634,12 +770,14 @@ impl Catalog {
                     },
                 )
                 .optional()?;
-            if found.is_some() {
-                c.execute(
+            if let Some(closed) = &found {
+                tx.execute(
                     "DELETE FROM incidents WHERE resource = ?1 AND condition = ?2",
                     params![resource, condition],
                 )?;
+                enqueue(&tx, &alerts(closed), now_ns)?;
             }
+            tx.commit()?;
             Ok(found)
         })
     }
@@ -715,5 +853,109 @@ mod tests {
             })
             .unwrap();
         assert_eq!(only_failed.len(), 1);
+    }
+
+    fn row(channel: &str, text: &str) -> Outgoing {
+        Outgoing {
+            channel: channel.into(),
+            event: serde_json::json!({ "text": text }).to_string(),
+        }
+    }
+
+    #[test]
+    fn state_files_are_owner_only_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("state");
+        // SAFETY: umask only changes this process's file creation mask.
+        let old = unsafe { libc::umask(0) };
+        let c = Catalog::open(&dir);
+        unsafe { libc::umask(old) };
+        let c = c.unwrap();
+        c.see_resource("db", 1).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&dir), 0o700);
+        for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+        // A catalog left with wide modes is narrowed when opened.
+        drop(c);
+        let db = dir.join("catalog.sqlite");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Catalog::open(&dir).unwrap();
+        assert_eq!(mode(&db), 0o600);
+    }
+
+    #[test]
+    fn every_limit_is_a_bound_parameter() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Catalog::open(d.path()).unwrap();
+        c.create(JobKind::Backup, "db", "main", "api", None, None, 1)
+            .unwrap();
+        for limit in [0, 1, usize::MAX] {
+            let f = Filter {
+                limit,
+                ..Filter::default()
+            };
+            assert_eq!(c.list(&f).unwrap().len(), 1, "{limit}");
+        }
+        assert_eq!(c.outbox_list(false, usize::MAX).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn alerts_are_queued_with_their_incident_and_delivered_in_order_per_channel() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Catalog::open(d.path()).unwrap();
+        assert!(
+            c.open_incident_with("db", "backup", 10, || vec![
+                row("ops", "down"),
+                row("mail", "down")
+            ])
+            .unwrap()
+        );
+        // A second failure of the same incident queues nothing.
+        assert!(
+            !c.open_incident_with("db", "backup", 11, || vec![row("ops", "again")])
+                .unwrap()
+        );
+        assert_eq!(c.outbox_pending().unwrap(), 2);
+        let closed = c
+            .close_incident_with("db", "backup", 12, |cl| {
+                vec![row("ops", &format!("up after {}", cl.count))]
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(closed.count, 2);
+        assert_eq!(c.outbox_pending().unwrap(), 3);
+        // One row per channel at a time, oldest first; a claimed row is leased.
+        let first = c.outbox_claim(20, 1_000, 16).unwrap();
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|r| r.event.contains("down")));
+        assert!(c.outbox_claim(20, 1_000, 16).unwrap().is_empty(), "leased");
+        let ops = first.iter().find(|r| r.channel == "ops").unwrap();
+        c.outbox_failed(ops.id, "the webhook answered 500", 50)
+            .unwrap();
+        // The recovery waits behind the undelivered alert of its channel.
+        assert!(c.outbox_claim(30, 1_000, 16).unwrap().is_empty());
+        assert_eq!(c.outbox_next_due().unwrap(), Some(50));
+        drop(c);
+        // Undelivered rows survive a reopen and a restart makes them due at once.
+        let c = Catalog::open(d.path()).unwrap();
+        assert_eq!(c.outbox_retry_now(40).unwrap(), 2);
+        let again = c.outbox_claim(40, 1_000, 16).unwrap();
+        let ops = again.iter().find(|r| r.channel == "ops").unwrap();
+        assert_eq!((ops.attempts, ops.event.contains("down")), (1, true));
+        c.outbox_delivered(ops.id, 41).unwrap();
+        let next = c.outbox_claim(42, 1_000, 16).unwrap();
+        assert_eq!(next.len(), 1);
+        assert!(next[0].event.contains("up after 2"), "{:?}", next[0]);
+        c.outbox_delivered(next[0].id, 43).unwrap();
+        let mail = again.iter().find(|r| r.channel == "mail").unwrap();
+        c.outbox_drop(mail.id, "the channel left the plan", 44)
+            .unwrap();
+        assert_eq!(c.outbox_pending().unwrap(), 0);
+        let all = c.outbox_list(false, 0).unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(c.outbox_list(true, 0).unwrap().is_empty());
     }
 }

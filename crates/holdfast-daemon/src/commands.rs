@@ -1,6 +1,12 @@
 //! The plan turned into `holdfast` command lines: what a job step runs, with the vault's
 //! secret source in the child's environment (`HOLDFAST_KEY_FILE`,
 //! `HOLDFAST_PASSPHRASE(_FILE)`, `HOLDFAST_TO_*` for a copy's destination).
+//!
+//! The plan's other secrets stay away from children: a `holdfast` child gets no vault
+//! `passphrase_env` variable (it gets `HOLDFAST_PASSPHRASE` instead), no notification or API
+//! secret, and learns the names of every plan secret variable in `HOLDFAST_SECRET_VARS` so
+//! it withholds them from the programs it starts. Hooks get none of them
+//! (`holdfast_sources::child_env`).
 
 use std::path::Path;
 
@@ -42,6 +48,40 @@ const SECRET_VARS: [&str; 10] = [
     "HOLDFAST_VAULT",
     "HOLDFAST_S3_ENDPOINT",
 ];
+
+/// Every environment variable the plan names as holding a secret: vault `passphrase_env`,
+/// resource `url_env`, notification `url_env` / `smtp_password_env`, `api_token_env`.
+pub fn plan_secret_vars(plan: &Plan) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    v.extend(
+        plan.vaults
+            .values()
+            .filter_map(|x| x.passphrase_env.clone()),
+    );
+    v.extend(plan.resources.values().filter_map(|r| r.url_env.clone()));
+    for n in plan.notifications.values() {
+        v.extend(n.url_env.clone());
+        v.extend(n.smtp_password_env.clone());
+    }
+    v.extend(plan.daemon.api_token_env.clone());
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The plan's secret variables a `holdfast` child never needs (it may need a resource's
+/// `url_env`, read as `env:VAR`).
+fn unneeded_secret_vars(plan: &Plan) -> Vec<String> {
+    let urls: Vec<&String> = plan
+        .resources
+        .values()
+        .filter_map(|r| r.url_env.as_ref())
+        .collect();
+    plan_secret_vars(plan)
+        .into_iter()
+        .filter(|v| !urls.contains(&v))
+        .collect()
+}
 
 /// Look up a resource and its category.
 pub fn resource<'p>(
@@ -95,6 +135,14 @@ pub fn base(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Command, Prepar
     for var in SECRET_VARS {
         cmd.env_remove(var);
     }
+    for var in unneeded_secret_vars(plan) {
+        cmd.env_remove(var);
+    }
+    // The child withholds every plan secret from the programs it starts.
+    cmd.env(
+        holdfast_sources::child_env::SECRET_VARS_ENV,
+        plan_secret_vars(plan).join(","),
+    );
     cmd.env("HOLDFAST_VAULT", v.url.get_ref());
     if let Some(e) = &v.endpoint {
         cmd.env("HOLDFAST_S3_ENDPOINT", e);
@@ -290,12 +338,20 @@ pub fn points(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Command, Prep
     Ok(cmd)
 }
 
-/// A hook: `/bin/sh -c LINE` with the job's facts in its environment.
-pub fn hook(line: &str, resource: &str, job: i64, phase: &str, state: Option<&str>) -> Command {
+/// A hook: `/bin/sh -c LINE` with the job's facts in its environment, and none of the
+/// daemon's secrets (no `HOLDFAST_*` variable but the facts, no plan secret variable).
+pub fn hook(
+    plan: &Plan,
+    line: &str,
+    resource: &str,
+    job: i64,
+    phase: &str,
+    state: Option<&str>,
+) -> Command {
     let mut cmd = Command::new("/bin/sh");
-    for var in SECRET_VARS {
-        cmd.env_remove(var);
-    }
+    let secrets = plan_secret_vars(plan);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    holdfast_sources::child_env::scrub(cmd.as_std_mut(), &secrets);
     cmd.arg("-c").arg(line);
     cmd.env("HOLDFAST_RESOURCE", resource)
         .env("HOLDFAST_JOB", job.to_string())

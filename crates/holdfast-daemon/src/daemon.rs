@@ -14,6 +14,10 @@
 //!
 //! Shutdown: no new job starts; running jobs get `shutdown_grace` to finish; then their
 //! children are stopped (SIGTERM, SIGKILL after 10 s) and the jobs recorded `aborted`.
+//!
+//! Notifications go through the catalog's outbox: a delivery loop runs beside the
+//! scheduler, and at start every notification an earlier process left undelivered is tried
+//! again at once ([`crate::notify`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -228,24 +232,30 @@ fn reload(rt: &Arc<Runtime>, path: &Path, due: &mut Due) {
 fn check_rpo(rt: &Arc<Runtime>) {
     let now = now_ns();
     for s in crate::status::statuses(rt, now) {
-        if s.rpo_breach {
-            if let Ok(true) = rt.catalog.open_incident(&s.resource, "rpo", now) {
+        let r = &s.resource;
+        let result = if s.rpo_breach {
+            rt.open_alert(r, "rpo", now, || {
                 let text = format!(
-                    "holdfast: {} breaches its RPO: newest point {} is {} old (RPO {})",
-                    s.resource,
+                    "holdfast: {r} breaches its RPO: newest point {} is {} old (RPO {})",
                     s.last_point.as_deref().unwrap_or("(none)"),
                     crate::runner::humanize(Duration::from_secs(s.age_seconds)),
                     crate::runner::humanize(Duration::from_secs(s.rpo_seconds.unwrap_or(0)))
                 );
-                rt.notify(EventKind::Rpo, &s.resource, "rpo", None, text);
-            }
-        } else if let Ok(Some(c)) = rt.catalog.close_incident(&s.resource, "rpo") {
-            let text = format!(
-                "holdfast: {} is within its RPO again (breached since {})",
-                s.resource,
-                rfc3339(c.opened_ns)
-            );
-            rt.notify(EventKind::Recovery, &s.resource, "rpo", None, text);
+                rt.event_for(EventKind::Rpo, r, None, "rpo", None, None, text)
+            })
+            .map(|_| ())
+        } else {
+            rt.close_alert(r, "rpo", now, |c| {
+                let text = format!(
+                    "holdfast: {r} is within its RPO again (breached since {})",
+                    rfc3339(c.opened_ns)
+                );
+                rt.event_for(EventKind::Recovery, r, None, "rpo", None, None, text)
+            })
+            .map(|_| ())
+        };
+        if let Err(e) = result {
+            tracing::error!("{e}");
         }
     }
 }
@@ -270,13 +280,7 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), DaemonError> {
         tracing::warn!("no API token configured: the REST API answers 401 to every call");
     }
     let (stop_http, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(async move {
-        let _ = axum::serve(listener, router(api))
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await;
-    });
+    let http = tokio::spawn(crate::api::serve_http(listener, router(api), stop_rx));
     tracing::info!(
         "holdfast daemon: plan {}, {} resource(s), catalog {}, listening on {addr}",
         plan.path.display(),
@@ -293,6 +297,15 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), DaemonError> {
             j.state.as_str()
         );
     }
+    // Notifications left undelivered by an earlier process are tried at once, then the
+    // delivery loop keeps trying (with backoff) whatever is queued.
+    match rt.catalog.outbox_retry_now(now_ns()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("{n} undelivered notification(s) from before: trying them now"),
+        Err(e) => tracing::error!("{e}"),
+    }
+    let (stop_outbox, stop_outbox_rx) = tokio::sync::watch::channel(false);
+    let outbox = tokio::spawn(rt.notifier.clone().run(stop_outbox_rx));
     rt.reconcile(&aborted).await;
     let path = plan.path.clone();
     let mut due = initial(&rt, &plan, now_ns());
@@ -354,7 +367,15 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), DaemonError> {
     if open > 0 {
         rt.catalog.abort_unfinished(now_ns())?;
     }
+    let _ = stop_outbox.send(true);
+    let _ = outbox.await;
     rt.notifier.flush(Duration::from_secs(10)).await;
+    match rt.catalog.outbox_pending() {
+        Ok(0) | Err(_) => {}
+        Ok(n) => tracing::warn!(
+            "{n} notification(s) still undelivered: they stay queued in the catalog and are retried at the next start"
+        ),
+    }
     tracing::info!("holdfast daemon stopped");
     Ok(())
 }

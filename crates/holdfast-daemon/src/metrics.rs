@@ -7,13 +7,16 @@
 //! `holdfast_resource_rpo_breach` (1 in breach). Per job kind and state:
 //! `holdfast_jobs` (jobs in the catalog). Per vault (label `vault`):
 //! `holdfast_vault_last_verify_timestamp_seconds`,
-//! `holdfast_vault_last_clean_verify_timestamp_seconds`, `holdfast_vault_verify_ok`. And
-//! `holdfast_daemon_start_time_seconds`.
+//! `holdfast_vault_last_clean_verify_timestamp_seconds`, `holdfast_vault_verify_ok`.
+//! `holdfast_notifications_pending` (notifications queued in the outbox, not delivered yet),
+//! `holdfast_points_refreshes_total` (`holdfast points` children started for the API since
+//! the daemon started) and `holdfast_daemon_start_time_seconds`.
 
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -137,6 +140,20 @@ pub fn render(rt: &Runtime, now_ns: i64, started_ns: i64) -> String {
         "holdfast_vault_verify_ok",
         "1 when the newest finished verify of the vault found no problem, 0 otherwise",
         ok,
+    );
+    let pending = Gauge::<i64>::default();
+    pending.set(rt.catalog.outbox_pending().unwrap_or(0));
+    reg.register(
+        "holdfast_notifications_pending",
+        "Notifications queued in the outbox and not delivered yet (retried with backoff)",
+        pending,
+    );
+    let refreshes = Counter::<u64>::default();
+    refreshes.inc_by(rt.points.refreshes());
+    reg.register(
+        "holdfast_points_refreshes",
+        "Point-list reads (holdfast points children) started for the API since the daemon started",
+        refreshes,
     );
     let start = FGauge::default();
     start.set(started_ns as f64 / 1e9);

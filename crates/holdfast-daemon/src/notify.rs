@@ -1,21 +1,52 @@
-//! Notifications: webhook (JSON, or a Slack-compatible `{"text": …}`) and email (SMTP).
+//! Notifications: webhook (JSON, or a Slack-compatible `{"text": …}`) and email (SMTP),
+//! delivered through an outbox in the catalog.
 //!
-//! De-duplication is by incident (see [`crate::catalog::Catalog::open_incident`]): the first
-//! failure of a condition (a resource's backups, copies, retention; its RPO) opens an incident
-//! and sends one alert; later failures only count; the first success closes it and sends one
-//! recovery message. One outage is two messages, not a hundred.
+//! De-duplication is by incident (see [`crate::catalog::Catalog::open_incident_with`]): the
+//! first failure of a condition (a resource's backups, copies, retention; its RPO) opens an
+//! incident and queues one alert per channel; later failures only count; the first success
+//! closes it and queues one recovery message. One outage is two messages, not a hundred.
 //!
-//! Delivery is attempted three times (2 s, 4 s apart); a channel that cannot be reached is
-//! logged, never fatal. Webhook URLs and SMTP passwords are secrets: read from the
-//! environment or a file at send time and never logged.
+//! The alert is written to the `outbox` table in the same transaction that opens (or closes)
+//! the incident, so an open incident always has its alert queued. The daemon's delivery loop
+//! ([`Notifier::run`]) sends each queued row, oldest first per channel, and retries a failed
+//! one with exponential backoff (2 s, 4 s, 8 s … capped at 1 h) until it is delivered —
+//! across restarts: a daemon that starts tries every undelivered row at once. A row is
+//! claimed (its next attempt moved [`LEASE`] ahead) before it is tried, so a daemon and a
+//! `holdfast run` sharing the catalog do not both send it. A row whose channel left the plan
+//! is dropped (logged). `holdfast_notifications_pending` counts undelivered rows.
+//!
+//! Webhook URLs and SMTP passwords are secrets: read from the environment or a file at each
+//! attempt (a fixed URL file is picked up without a restart) and never logged or stored.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use holdfast_plan::{Notification, Plan};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, OutboxRow, Outgoing};
+use crate::clock::now_ns;
+use crate::settings::LoadedPlan;
+
+/// The longest wait between two attempts at one notification.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// The wait after the first failed attempt (doubled after each further one).
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+/// How long one delivery attempt may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How far a claimed row's next attempt moves ahead while it is tried (longer than an attempt).
+pub const LEASE: Duration = Duration::from_secs(180);
+/// Rows tried at once (one per channel).
+const BATCH: usize = 16;
+
+/// The wait after `failed` consecutive failed attempts: 2 s, 4 s, 8 s … at most 1 h.
+pub fn backoff(failed: u32) -> Duration {
+    let exp = failed.saturating_sub(1).min(20);
+    FIRST_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF)
+}
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     /// A job failed (after its retries).
@@ -41,7 +72,7 @@ impl EventKind {
 }
 
 /// One notification.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     /// What happened.
     pub event: EventKind,
@@ -65,17 +96,16 @@ pub struct Event {
     pub host: String,
 }
 
-/// Sends events to the plan's channels.
+/// The plan, shared between the runtime and the notifier (replaced on SIGHUP).
+pub type SharedPlan = Arc<RwLock<Arc<LoadedPlan>>>;
+
+/// Delivers queued events to the plan's channels.
 #[derive(Clone)]
 pub struct Notifier {
     http: reqwest::Client,
-    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Default for Notifier {
-    fn default() -> Self {
-        Self::new()
-    }
+    catalog: Catalog,
+    plan: SharedPlan,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 fn wants(n: &Notification, e: EventKind) -> bool {
@@ -92,55 +122,172 @@ fn secret(env: Option<&String>, file: Option<&String>) -> Option<String> {
         .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
 }
 
+/// The outbox rows for `e`: one per channel of `plan` that wants it.
+pub fn outgoing(plan: &Plan, e: &Event) -> Vec<Outgoing> {
+    let Ok(event) = serde_json::to_string(e) else {
+        return Vec::new();
+    };
+    plan.notifications
+        .iter()
+        .filter(|(_, n)| wants(n, e.event))
+        .map(|(name, _)| Outgoing {
+            channel: name.clone(),
+            event: event.clone(),
+        })
+        .collect()
+}
+
+/// How one attempt at a row ended.
+enum Attempt {
+    Delivered,
+    Failed(String),
+    Dropped(String),
+}
+
 impl Notifier {
-    /// A notifier.
-    pub fn new() -> Self {
+    /// A notifier delivering the outbox of `catalog` to the channels of `plan`.
+    pub fn new(catalog: Catalog, plan: SharedPlan) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
             .unwrap_or_default();
         Notifier {
             http,
-            pending: Default::default(),
+            catalog,
+            plan,
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
-    /// Wait (up to `limit`) until every notification in flight was delivered or gave up.
-    pub async fn flush(&self, limit: Duration) {
-        let end = tokio::time::Instant::now() + limit;
-        while self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0
-            && tokio::time::Instant::now() < end
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    fn plan(&self) -> Arc<LoadedPlan> {
+        self.plan.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Send `e` to every channel of `plan` that wants it (in the background).
-    pub fn send(&self, plan: &Plan, e: Event) {
-        tracing::info!(event = e.event.as_str(), resource = %e.resource, "{}", e.text);
-        for (name, n) in &plan.notifications {
-            if !wants(n, e.event) {
-                continue;
+    /// New rows were queued: try them now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Claim the due rows (the oldest undelivered one per channel) and try them, at once;
+    /// returns how many were tried.
+    pub async fn deliver_due(&self) -> usize {
+        let now = now_ns();
+        let lease = now.saturating_add(LEASE.as_nanos() as i64);
+        let rows = match self.catalog.outbox_claim(now, lease, BATCH) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("notifications: {e}");
+                return 0;
             }
-            let (name, e, this) = (name.clone(), e.clone(), self.clone());
-            let channel = Channel::from(n);
-            this.pending
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(async move {
-                let _done = Pending(this.pending.clone());
-                for attempt in 0..3u32 {
-                    match this.deliver(&channel, &e).await {
-                        Ok(()) => return,
-                        Err(why) => {
-                            tracing::warn!(
-                                "notification {name:?}: attempt {} failed: {why}",
-                                attempt + 1
-                            );
-                            tokio::time::sleep(Duration::from_secs(2 << attempt)).await;
-                        }
+        };
+        let n = rows.len();
+        let mut set = tokio::task::JoinSet::new();
+        for row in rows {
+            let this = self.clone();
+            set.spawn(async move { this.attempt(row).await });
+        }
+        while set.join_next().await.is_some() {}
+        n
+    }
+
+    /// One attempt at one claimed row, recorded.
+    async fn attempt(&self, row: OutboxRow) -> bool {
+        let plan = self.plan();
+        let name = &row.channel;
+        let result = match (
+            plan.plan.notifications.get(name),
+            serde_json::from_str::<Event>(&row.event),
+        ) {
+            (None, _) => Attempt::Dropped(format!("the channel {name:?} is no longer in the plan")),
+            (_, Err(e)) => Attempt::Dropped(format!("unreadable queued event: {e}")),
+            (Some(n), Ok(e)) => {
+                let channel = Channel::from(n);
+                match tokio::time::timeout(ATTEMPT_TIMEOUT, self.deliver(&channel, &e)).await {
+                    Ok(Ok(())) => Attempt::Delivered,
+                    Ok(Err(why)) => Attempt::Failed(why),
+                    Err(_) => {
+                        Attempt::Failed(format!("no answer within {}s", ATTEMPT_TIMEOUT.as_secs()))
                     }
                 }
-            });
+            }
+        };
+        let now = now_ns();
+        let attempt = row.attempts + 1;
+        let recorded = match &result {
+            Attempt::Delivered => {
+                tracing::info!(
+                    "notification {} to {name:?} delivered (attempt {attempt})",
+                    row.id
+                );
+                self.catalog.outbox_delivered(row.id, now)
+            }
+            Attempt::Failed(why) => {
+                let wait = backoff(attempt);
+                tracing::warn!(
+                    "notification {} to {name:?}: attempt {attempt} failed: {why}; next attempt in {}",
+                    row.id,
+                    crate::clock::humanize(wait)
+                );
+                let next = now.saturating_add(wait.as_nanos() as i64);
+                self.catalog.outbox_failed(row.id, why, next)
+            }
+            Attempt::Dropped(why) => {
+                tracing::warn!("notification {} to {name:?} dropped: {why}", row.id);
+                self.catalog.outbox_drop(row.id, why, now)
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!("notifications: {e}");
+        }
+        matches!(result, Attempt::Delivered)
+    }
+
+    /// The delivery loop of the daemon: tries due rows as they are queued ([`Notifier::wake`])
+    /// or come due, and at least every second (rows queued by another process), until
+    /// `stop` turns true.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if self.deliver_due().await > 0 {
+                // A delivered row may have unblocked the next one of its channel.
+                continue;
+            }
+            let now = now_ns();
+            let wait = match self.catalog.outbox_next_due() {
+                Ok(Some(t)) if t > now => Duration::from_nanos((t - now) as u64),
+                Ok(Some(_)) => Duration::from_millis(50),
+                _ => Duration::from_secs(1),
+            }
+            .min(Duration::from_secs(1));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Try every undelivered row that is due before `limit` passes (waiting for those in
+    /// backoff when their time comes first); what is still undelivered then stays queued
+    /// for the daemon (or the next run).
+    pub async fn flush(&self, limit: Duration) {
+        let end = tokio::time::Instant::now() + limit;
+        let end_ns = now_ns().saturating_add(limit.as_nanos() as i64);
+        while tokio::time::Instant::now() < end {
+            if self.deliver_due().await > 0 {
+                continue;
+            }
+            let now = now_ns();
+            match self.catalog.outbox_next_due() {
+                Ok(Some(t)) if t <= end_ns => {
+                    let wait = Duration::from_nanos(t.saturating_sub(now).max(0) as u64)
+                        .max(Duration::from_millis(20));
+                    tokio::time::sleep_until((tokio::time::Instant::now() + wait).min(end)).await;
+                }
+                _ => return,
+            }
         }
     }
 
@@ -169,14 +316,6 @@ impl Notifier {
             }
             Channel::Email(m) => crate::mail::send(m, e).await,
         }
-    }
-}
-
-struct Pending(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -216,5 +355,19 @@ impl From<&Notification> for Channel {
                 slack: n.slack,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        let secs: Vec<u64> = [1, 2, 3, 4, 11, 12, 13, 1000]
+            .into_iter()
+            .map(|n| backoff(n).as_secs())
+            .collect();
+        assert_eq!(secs, [2, 4, 8, 16, 2048, 3600, 3600, 3600]);
     }
 }

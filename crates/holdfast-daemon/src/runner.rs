@@ -16,7 +16,8 @@ use crate::catalog::Catalog;
 use crate::commands;
 use crate::exec::{self, Ended, Outcome};
 use crate::job::{JobKind, JobState};
-use crate::notify::Notifier;
+use crate::notify::{Notifier, SharedPlan};
+use crate::points::PointsCache;
 use crate::settings::LoadedPlan;
 
 pub use crate::clock::{hostname, humanize, now_ns, rfc3339};
@@ -36,9 +37,12 @@ pub struct Runtime {
     pub exe: PathBuf,
     /// The job catalog.
     pub catalog: Catalog,
-    /// Notifications.
+    /// Notifications (the outbox's delivery).
     pub notifier: Notifier,
-    plan: RwLock<Arc<LoadedPlan>>,
+    /// The vaults' point lists, for `/api/v1/points`.
+    pub points: PointsCache,
+    plan: SharedPlan,
+    in_flight: Arc<Mutex<HashMap<Work, Vec<i64>>>>,
     global: Arc<Semaphore>,
     per_vault: Mutex<HashMap<String, Arc<Semaphore>>>,
     per_resource: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -47,6 +51,32 @@ pub struct Runtime {
     /// True once running children must stop.
     pub kill: watch::Sender<bool>,
     active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// What a job run is of: a resource's run, or a vault's verify (for de-duplication).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Work {
+    Run(String),
+    Verify(String),
+}
+
+/// A run or verify counted as queued or running until it is dropped.
+struct InFlight {
+    map: Arc<Mutex<HashMap<Work, Vec<i64>>>>,
+    work: Work,
+    job: i64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = m.get_mut(&self.work) {
+            v.retain(|j| *j != self.job);
+            if v.is_empty() {
+                m.remove(&self.work);
+            }
+        }
+    }
 }
 
 /// The result of a resource's run.
@@ -112,11 +142,14 @@ impl Runtime {
     /// A runtime over `plan`.
     pub fn new(exe: PathBuf, catalog: Catalog, plan: LoadedPlan) -> Arc<Self> {
         let s = plan.settings.clone();
+        let plan: SharedPlan = Arc::new(RwLock::new(Arc::new(plan)));
         Arc::new(Runtime {
             exe,
+            notifier: Notifier::new(catalog.clone(), plan.clone()),
             catalog,
-            notifier: Notifier::new(),
-            plan: RwLock::new(Arc::new(plan)),
+            points: PointsCache::default(),
+            plan,
+            in_flight: Arc::default(),
             global: Arc::new(Semaphore::new(s.max_jobs)),
             per_vault: Mutex::new(HashMap::new()),
             per_resource: Mutex::new(HashMap::new()),
@@ -126,12 +159,90 @@ impl Runtime {
         })
     }
 
-    /// Run a resource in the background (counted, so a shutdown can wait for it).
+    /// Run a resource in the background (counted, so a shutdown can wait for it, and known
+    /// as queued or running until it ends).
     pub fn spawn_run(self: &Arc<Self>, job: i64, resource: String, start_by: Option<Instant>) {
+        let reg = self.register(Work::Run(resource.clone()), job);
+        self.spawn_run_registered(job, resource, start_by, reg);
+    }
+
+    fn spawn_run_registered(
+        self: &Arc<Self>,
+        job: i64,
+        resource: String,
+        start_by: Option<Instant>,
+        reg: InFlight,
+    ) {
         let rt = self.clone();
         self.track(async move {
+            let _reg = reg;
             rt.run_resource(job, &resource, start_by).await;
         });
+    }
+
+    /// Count `job` as a queued or running `work` until the returned guard drops.
+    fn register(&self, work: Work, job: i64) -> InFlight {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(work.clone())
+            .or_default()
+            .push(job);
+        InFlight {
+            map: self.in_flight.clone(),
+            work,
+            job,
+        }
+    }
+
+    /// Start `work` now unless one is already queued or running: returns the job and
+    /// whether it was queued by this call. The check and the new job's record happen under
+    /// one lock, so two requests at the same moment queue one job.
+    fn request(
+        self: &Arc<Self>,
+        work: Work,
+        create: impl FnOnce() -> Result<i64, crate::catalog::CatalogError>,
+    ) -> Result<(i64, bool), crate::catalog::CatalogError> {
+        let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(job) = m.get(&work).and_then(|v| v.first()) {
+            return Ok((*job, false));
+        }
+        let job = create()?;
+        m.entry(work.clone()).or_default().push(job);
+        drop(m);
+        let reg = InFlight {
+            map: self.in_flight.clone(),
+            work: work.clone(),
+            job,
+        };
+        match work {
+            Work::Run(r) => self.spawn_run_registered(job, r, None, reg),
+            Work::Verify(v) => self.spawn_verify_registered(job, v, None, reg),
+        }
+        Ok((job, true))
+    }
+
+    /// A run of `resource` now (the API's `POST …/run`), unless a run of it is already
+    /// queued or running: then that run's backup job. Returns (job, newly queued).
+    pub fn request_run(
+        self: &Arc<Self>,
+        resource: &str,
+        trigger: &str,
+    ) -> Result<(i64, bool), crate::catalog::CatalogError> {
+        self.request(Work::Run(resource.to_string()), || {
+            self.create_backup(resource, trigger, None)
+        })
+    }
+
+    /// A verify of `vault` now, unless one is already queued or running (then that one).
+    pub fn request_verify(
+        self: &Arc<Self>,
+        vault: &str,
+        trigger: &str,
+    ) -> Result<(i64, bool), crate::catalog::CatalogError> {
+        self.request(Work::Verify(vault.to_string()), || {
+            self.create_verify(vault, trigger, None)
+        })
     }
 
     /// Spawn `work`, counted among the runs in progress until it ends.
@@ -160,6 +271,11 @@ impl Runtime {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         true
+    }
+
+    /// The plan as shared with the notifier.
+    pub fn shared_plan(&self) -> SharedPlan {
+        self.plan.clone()
     }
 
     /// The current plan.

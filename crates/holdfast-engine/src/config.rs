@@ -5,7 +5,9 @@
 use crate::wire::{Reader, WireError, Writer};
 
 /// The vault format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// The one older version this build can convert (`holdfast migrate`) but not otherwise use.
+pub const MIGRATABLE_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"HFVT";
 
 /// Chunking, packing and compression parameters of a vault.
@@ -78,7 +80,7 @@ impl VaultConfig {
             return Err(WireError("not a holdfast vault config".into()));
         }
         let version = r.u32()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != MIGRATABLE_VERSION {
             return Err(WireError(format!(
                 "format version {version} (this holdfast reads {FORMAT_VERSION})"
             )));
@@ -124,6 +126,13 @@ impl VaultConfig {
 /// The key of the config MAC, derived from the index key.
 pub fn mac_key(index_key: &[u8; 32]) -> [u8; 32] {
     blake3::derive_key("holdfast v1 config mac", index_key)
+}
+
+impl VaultConfig {
+    /// Encode with the MAC derived from the vault's index key.
+    pub fn encode_for(&self, index_key: &crate::crypto::SymKey) -> Vec<u8> {
+        self.encode(&mac_key(&index_key.0))
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Unsupported,
     /// A vault lock, a legal hold or another running command forbids the operation.
     Locked,
+    /// The run's session was abandoned, claimed or ended by another command (a prune, or a
+    /// forged marker): nothing was committed; running it again may succeed.
+    Interrupted,
 }
 
 /// An engine error.
@@ -87,6 +90,9 @@ pub enum Error {
     /// See [`ErrorKind::Locked`].
     #[error("{0}")]
     Locked(String),
+    /// See [`ErrorKind::Interrupted`].
+    #[error("{0}")]
+    Session(String),
 }
 
 impl Error {
@@ -123,6 +129,7 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Locked(_) => ErrorKind::Locked,
+            Error::Session(_) => ErrorKind::Interrupted,
         }
     }
 
@@ -151,6 +158,9 @@ impl Error {
             ErrorKind::Locked => {
                 "see `holdfast lock show` and `holdfast hold list`; protected points can go only \
                  after their retain-until date or once their hold is released"
+            }
+            ErrorKind::Interrupted => {
+                "run it again; if it recurs, `holdfast verify` lists forged session markers"
             }
         }
     }

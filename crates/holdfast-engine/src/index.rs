@@ -82,13 +82,13 @@ pub fn decode_plain(plain: &[u8]) -> Result<Vec<IndexedPack>, WireError> {
 /// Where a blob lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobLocation {
-    /// Index into [`Index::packs`].
+    /// Index into [`Index::packs`] (a pack *record*: one pack may have several).
     pub pack: u32,
     /// The blob's entry.
     pub entry: PackEntry,
 }
 
-/// Summary of a pack in the in-memory index.
+/// Summary of a pack record in the in-memory index.
 #[derive(Debug, Clone)]
 pub struct PackRecord {
     /// Pack name.
@@ -102,17 +102,41 @@ pub struct PackRecord {
     /// Condemned by a garbage-collection notice: its blobs are found by readers only when no
     /// other pack holds them, and writers do not deduplicate against them.
     pub demoted: bool,
+    /// BLAKE3 of the record as encoded (size, wrapped key, entries): two index objects that
+    /// list one pack with different records disagree, and one of them is forged.
+    pub fingerprint: [u8; 32],
 }
 
 /// All index objects of a vault merged in memory.
+///
+/// Nothing an index object says is trusted to be unique or true: every index object can be
+/// written by any holder of the index key, write-only keys included (docs/format.md 15.4).
+/// So the index keeps **every** location of a blob (in load order: packs not condemned
+/// first) and **every distinct record** of a pack. Readers try the locations in turn until
+/// one authenticates; garbage collection authenticates a location before it relies on it.
 #[derive(Debug, Default)]
 pub struct Index {
-    /// Known packs.
+    /// Known pack records: one per distinct record, so a pack id may appear more than once.
     pub packs: Vec<PackRecord>,
     pack_pos: HashMap<Id, u32>,
     blobs: HashMap<Id, BlobLocation>,
+    /// Further locations of blobs (duplicates written by concurrent backups, repacked
+    /// copies, disagreeing records), after the one in `blobs`.
+    more: HashMap<Id, Vec<BlobLocation>>,
+    /// Further records of packs, after the one in `pack_pos`.
+    more_records: HashMap<Id, Vec<u32>>,
     /// Names of the index objects merged so far.
     pub objects: Vec<String>,
+}
+
+/// The fingerprint of one pack record.
+pub fn record_fingerprint(p: &IndexedPack) -> [u8; 32] {
+    let mut w = Writer::new();
+    w.raw(&p.id.0);
+    w.u64(p.size);
+    w.raw(&p.wrapped);
+    pack::encode_entries(&mut w, &p.entries);
+    *blake3::hash(&w.into_inner()).as_bytes()
 }
 
 impl Index {
@@ -128,23 +152,42 @@ impl Index {
 
     fn add_as(&mut self, packs: Vec<IndexedPack>, demoted: bool) {
         for p in packs {
-            if self.pack_pos.contains_key(&p.id) {
-                continue;
+            let fingerprint = record_fingerprint(&p);
+            let records = self.records_of(&p.id);
+            if records
+                .iter()
+                .any(|&r| self.packs[r as usize].fingerprint == fingerprint)
+            {
+                continue; // the same record again (a consolidated index beside the original)
             }
+            let first = records.is_empty();
             let pos = self.packs.len() as u32;
-            self.pack_pos.insert(p.id, pos);
+            if first {
+                self.pack_pos.insert(p.id, pos);
+            } else {
+                self.more_records.entry(p.id).or_default().push(pos);
+            }
             self.packs.push(PackRecord {
                 id: p.id,
                 size: p.size,
                 wrapped: p.wrapped,
                 blobs: p.entries.len() as u32,
                 demoted,
+                fingerprint,
             });
             for e in p.entries {
-                self.blobs.entry(e.id).or_insert(BlobLocation {
+                let loc = BlobLocation {
                     pack: pos,
                     entry: e,
-                });
+                };
+                match self.blobs.entry(e.id) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(loc);
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        self.more.entry(e.id).or_default().push(loc);
+                    }
+                }
             }
         }
     }
@@ -157,11 +200,40 @@ impl Index {
             .is_some_and(|l| !self.packs[l.pack as usize].demoted)
     }
 
-    /// Where a blob is stored.
+    /// Where a blob is stored first (the location readers try first).
     pub fn get(&self, id: &Id) -> Option<(&PackRecord, PackEntry)> {
         self.blobs
             .get(id)
             .map(|l| (&self.packs[l.pack as usize], l.entry))
+    }
+
+    /// Every location of a blob, in the order readers try them (not condemned first).
+    pub fn locations(&self, id: &Id) -> Vec<BlobLocation> {
+        let mut out: Vec<BlobLocation> = self.blobs.get(id).copied().into_iter().collect();
+        if let Some(m) = self.more.get(id) {
+            out.extend(m.iter().copied());
+        }
+        out
+    }
+
+    /// Whether any blob has more than one location.
+    pub fn has_duplicates(&self) -> bool {
+        !self.more.is_empty()
+    }
+
+    /// The positions in [`Index::packs`] of every record of a pack.
+    pub fn records_of(&self, id: &Id) -> Vec<u32> {
+        let mut out: Vec<u32> = self.pack_pos.get(id).copied().into_iter().collect();
+        if let Some(m) = self.more_records.get(id) {
+            out.extend(m.iter().copied());
+        }
+        out
+    }
+
+    /// Packs that two index objects record differently (one of the records is forged or
+    /// damaged): pack id and number of records.
+    pub fn disagreeing_packs(&self) -> impl Iterator<Item = (&Id, usize)> {
+        self.more_records.iter().map(|(id, v)| (id, v.len() + 1))
     }
 
     /// Number of blobs.
@@ -174,9 +246,14 @@ impl Index {
         self.pack_pos.contains_key(id)
     }
 
-    /// Every blob of every pack, grouped by pack position.
+    /// The first location of every blob (in no particular order).
     pub fn blobs(&self) -> impl Iterator<Item = &BlobLocation> {
         self.blobs.values()
+    }
+
+    /// Every location of every blob (in no particular order).
+    pub fn all_locations(&self) -> impl Iterator<Item = &BlobLocation> {
+        self.blobs.values().chain(self.more.values().flatten())
     }
 }
 
@@ -216,6 +293,58 @@ mod tests {
                     })
                     .collect(),
             })
+    }
+
+    fn entry(id: u8, offset: u32) -> PackEntry {
+        PackEntry {
+            ty: BlobType::Data,
+            id: Id([id; 32]),
+            offset,
+            length: 20,
+            raw_len: 4,
+        }
+    }
+
+    fn pack(id: u8, entries: Vec<PackEntry>) -> IndexedPack {
+        IndexedPack {
+            id: Id([id; 32]),
+            size: 1000,
+            wrapped: [id; WRAPPED_LEN],
+            entries,
+        }
+    }
+
+    #[test]
+    fn every_location_and_every_distinct_record_is_kept() {
+        let mut idx = Index::default();
+        let forged = pack(9, vec![entry(1, 0)]);
+        let genuine = pack(2, vec![entry(1, 0), entry(3, 20)]);
+        let forged_record_of_genuine = pack(2, vec![entry(7, 0)]);
+        idx.add(vec![forged.clone(), forged_record_of_genuine]);
+        idx.add(vec![genuine.clone(), genuine.clone()]);
+        idx.add(vec![forged]); // the same record again: nothing new
+        let locs = idx.locations(&Id([1; 32]));
+        assert_eq!(locs.len(), 2, "{locs:?}");
+        assert_eq!(idx.packs[locs[0].pack as usize].id, Id([9; 32]));
+        assert_eq!(idx.packs[locs[1].pack as usize].id, Id([2; 32]));
+        // The genuine record of pack 2 is not hidden by the forged one listed first.
+        assert_eq!(idx.records_of(&Id([2; 32])).len(), 2);
+        assert!(idx.contains(&Id([3; 32])));
+        assert_eq!(idx.disagreeing_packs().count(), 1);
+        assert_eq!(idx.all_locations().count(), 4);
+    }
+
+    #[test]
+    fn demoted_locations_come_last() {
+        let mut idx = Index::default();
+        idx.add_demoted(vec![pack(5, vec![entry(1, 0)])]);
+        assert!(!idx.contains(&Id([1; 32])));
+        let mut idx = Index::default();
+        idx.add(vec![pack(6, vec![entry(1, 0)])]);
+        idx.add_demoted(vec![pack(5, vec![entry(1, 0)])]);
+        let locs = idx.locations(&Id([1; 32]));
+        assert_eq!(idx.packs[locs[0].pack as usize].id, Id([6; 32]));
+        assert!(idx.contains(&Id([1; 32])));
     }
 
     proptest! {

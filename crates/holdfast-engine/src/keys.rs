@@ -78,8 +78,16 @@ impl KeyMaterial {
         self.vault_id
     }
 
-    pub(crate) fn public_key(&self) -> PublicKey {
+    /// The vault's public key (not secret: every key holds it).
+    pub fn public_key(&self) -> PublicKey {
         PublicKey(self.public)
+    }
+
+    /// The index key. Write-only keys hold it too, so nothing it seals is trusted against a
+    /// write-only holder (docs/format.md 15.4); exposed for tools and adversarial tests that
+    /// write index objects and pack headers.
+    pub fn index_key(&self) -> &SymKey {
+        &self.index_key
     }
 
     /// The policy key: derived from the secret key, so only full keys have it. It

@@ -48,8 +48,10 @@ pub struct PackEntry {
 
 /// Length of one encoded [`PackEntry`].
 pub const ENTRY_LEN: usize = 1 + 32 + 4 + 4 + 4;
-const TRAILER_MAGIC: &[u8; 4] = b"HFP1";
-const HEADER_AAD: &[u8] = b"holdfast v1 pack header";
+/// The last four bytes of every pack.
+pub const TRAILER_MAGIC: &[u8; 4] = b"HFP1";
+/// The associated data of pack headers.
+pub const HEADER_AAD: &[u8] = b"holdfast v1 pack header";
 
 fn blob_aad(ty: BlobType, id: &Id) -> [u8; 33] {
     let mut a = [0u8; 33];

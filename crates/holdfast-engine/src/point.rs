@@ -80,6 +80,10 @@ pub struct Manifest {
     /// Set on copies: where the point was copied from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied_from: Option<CopiedFrom>,
+    /// When the storage wrote the point object, Unix nanoseconds, where the listing says
+    /// (not stored in the manifest: the writer cannot choose it).
+    #[serde(skip)]
+    pub stored_ns: Option<i64>,
 }
 
 /// The origin of a copied point.
@@ -94,6 +98,13 @@ pub struct CopiedFrom {
 pub(crate) const AAD: &[u8] = b"holdfast v1 point";
 
 impl Manifest {
+    /// The time a vault lock's retention counts from: the later of the time the point
+    /// claims and the time the storage wrote it, so a point backdated by its writer is still
+    /// retained for the full minimum from when it really arrived (docs/format.md 13.4).
+    pub fn retention_time_ns(&self) -> i64 {
+        self.stored_ns.map_or(self.time_ns, |s| s.max(self.time_ns))
+    }
+
     /// Encode to JSON.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a manifest always serialises")
@@ -120,6 +131,7 @@ mod tests {
                 root: Id(root), partial, errors: vec![], summary: Summary { files_new: n, ..Summary::default() },
                 program: "holdfast".into(),
                 copied_from: None,
+                stored_ns: None,
             };
             prop_assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
         }

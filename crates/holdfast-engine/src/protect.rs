@@ -159,7 +159,46 @@ pub fn history(vault: &Vault) -> Result<Vec<Protection>> {
         }
         out.push(p);
     }
+    check_head(vault, seqs.last().copied())?;
     Ok(out)
+}
+
+/// The file beside the local cache that records the newest protection record seen.
+const HEAD_FILE: &str = "policy-head";
+
+/// Report a rollback: the chain's newest record is older than one this host has seen
+/// (someone with delete rights removed the newest `policy/` objects). Records a newer head.
+fn check_head(vault: &Vault, newest: Option<u64>) -> Result<()> {
+    let Some(dir) = vault.state_dir() else {
+        return Ok(());
+    };
+    let path = dir.join(HEAD_FILE);
+    let seen: Option<u64> = match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().parse().ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    if let Some(seen) = seen
+        && newest.is_none_or(|n| n < seen)
+    {
+        return Err(Error::damaged(
+            Handle::new(Kind::Policy, name(seen)).path(),
+            format!(
+                "the newest protection record this host has seen (number {seen}) is gone: the \
+                 vault lock or holds were rolled back by deleting policy objects (restore them \
+                 from a copy or storage versioning; the record of what was seen is {})",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(n) = newest
+        && seen.is_none_or(|s| n > s)
+    {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        holdfast_storage::durable::replace(&path, format!("{n}\n").as_bytes())
+            .map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
 }
 
 /// The current state.
@@ -318,7 +357,7 @@ pub fn protected(
         return Some(format!("held by legal hold {:?}", h.name));
     }
     let lock = state.lock.as_ref()?;
-    let until = lock.retain_until(m.time_ns);
+    let until = lock.retain_until(m.retention_time_ns());
     if now_ns >= until {
         return None;
     }
@@ -387,14 +426,14 @@ pub fn apply_retention(vault: &Vault, state: &Protection, now_ns: i64) -> Result
 
     vault.load_index()?;
     let (mut points, _) = vault.list_points()?;
-    points.sort_by_key(|(_, m)| std::cmp::Reverse(lock.retain_until(m.time_ns)));
+    points.sort_by_key(|(_, m)| std::cmp::Reverse(lock.retain_until(m.retention_time_ns())));
     // Walk newest retain-until first: a tree already seen was reached from a point that
     // needs it at least as long, so it is not walked again.
     let mut until: HashMap<Handle, i64> = HashMap::new();
     let mut seen: HashSet<Id> = HashSet::new();
     let mut pack_until: HashMap<Id, i64> = HashMap::new();
     for (id, m) in &points {
-        let u = secs(lock.retain_until(m.time_ns));
+        let u = secs(lock.retain_until(m.retention_time_ns()));
         if u <= secs(now_ns) {
             continue;
         }
@@ -416,9 +455,10 @@ pub fn apply_retention(vault: &Vault, state: &Protection, now_ns: i64) -> Result
             }
         }
         let idx = vault.index();
+        // Every location: which one is genuine is not decided by index order (9.3).
         for b in blobs {
-            if let Some((p, _)) = idx.get(&b) {
-                pack_until.entry(p.id).or_insert(u);
+            for l in idx.locations(&b) {
+                pack_until.entry(idx.packs[l.pack as usize].id).or_insert(u);
             }
         }
     }
@@ -505,6 +545,7 @@ mod tests {
             summary: Default::default(),
             program: "t".into(),
             copied_from: None,
+            stored_ns: None,
         };
         let mut st = Protection {
             lock: Some(lock(LockMode::Governance, "5d", None)),

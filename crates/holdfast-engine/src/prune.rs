@@ -16,8 +16,8 @@
 //!    notice. If sessions are still running after `max_wait`, the notice stays and the next
 //!    prune finishes it; backups never wait for a prune.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use holdfast_storage::{Handle, Kind};
 use rayon::prelude::*;
@@ -32,6 +32,9 @@ use crate::session::{self, Session, SessionInfo};
 use crate::tree::NodeKind;
 use crate::vault::Vault;
 use crate::walk::{self, Visit};
+
+mod sessions;
+use sessions::{Starts, check_other_prunes, cleanup_sessions, wait_for_sessions};
 
 /// Index objects written by a sweep hold at most this many packs each.
 const PACKS_PER_CONSOLIDATED_INDEX: usize = 2048;
@@ -111,8 +114,12 @@ pub struct PruneReport {
     pub deleted_packs: usize,
     /// Stored bytes freed.
     pub freed_bytes: u64,
-    /// Condemned packs kept because a point created meanwhile needs them.
+    /// Condemned packs kept because a point needs a blob that no other pack holds in a
+    /// form that authenticates.
     pub rescued_packs: usize,
+    /// Index entries that claim a used blob but do not authenticate (forged or damaged;
+    /// `repair index` removes them).
+    pub forged_locations: usize,
     /// Index objects written / deleted by consolidation.
     pub index_written: usize,
     /// Index objects deleted.
@@ -176,67 +183,63 @@ pub fn prune(
     refs.add_points(vault, &points)?;
     report.used_blobs = refs.blobs.len();
 
-    let (objects, _, _) = vault.read_index_objects()?;
     let pending_condemned: HashSet<Id> = gc::condemned_packs(vault)?;
-    let mut packs: Vec<IndexedPack> = Vec::new();
-    let mut seen_pack: HashSet<Id> = HashSet::new();
-    for (_, ps) in objects {
-        for p in ps {
-            if seen_pack.insert(p.id) {
-                packs.push(p);
-            }
-        }
-    }
     let listed: HashMap<Id, u64> = storage
         .list(Kind::Pack)?
         .into_iter()
         .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
         .collect();
-    report.packs = packs.len();
-    report.stored_bytes = packs.iter().map(|p| p.size).sum();
+    // Every record of every pack (nothing an index object says is trusted: any index-key
+    // holder can write one, docs/format.md 13.2.3).
+    let by_pack = entries_by_pack(vault);
+    report.packs = by_pack.len();
+    report.stored_bytes = by_pack
+        .iter()
+        .map(|(id, (size, _))| listed.get(id).copied().unwrap_or(*size))
+        .sum();
 
-    // One canonical location per used blob: the first pack (in index order) holding it.
-    let mut canonical: HashMap<Id, Id> = HashMap::new();
-    for p in packs.iter().filter(|p| !pending_condemned.contains(&p.id)) {
-        for e in &p.entries {
-            if refs.blobs.contains(&e.id) {
-                canonical.entry(e.id).or_insert(p.id);
-            }
-        }
-    }
+    // Which pack serves each used blob. A blob with locations in several packs is read
+    // from them in turn and served by the first location that authenticates, so a forged
+    // entry can never make the genuine copy look unused.
+    let used_in = choose_locations(vault, &refs.blobs, &pending_condemned, &listed)?;
+    report.forged_locations = used_in.forged;
     let mut condemned: Vec<(Id, u64)> = Vec::new();
     let mut repack: Vec<(Id, Vec<PackEntry>)> = Vec::new();
-    for p in packs.iter().filter(|p| !pending_condemned.contains(&p.id)) {
-        if !listed.contains_key(&p.id) {
-            continue; // missing pack: verify reports it; nothing to delete
+    for (pid, (size, entries)) in &by_pack {
+        if pending_condemned.contains(pid) {
+            continue;
         }
-        let used: Vec<PackEntry> = p
-            .entries
+        let Some(&stored) = listed.get(pid) else {
+            continue; // missing pack: verify reports it; nothing to delete
+        };
+        let _ = size;
+        let mut seen_blob: HashSet<Id> = HashSet::new();
+        let used: Vec<PackEntry> = entries
             .iter()
-            .filter(|e| canonical.get(&e.id) == Some(&p.id))
+            .filter(|e| used_in.serves(pid, &e.id) && seen_blob.insert(e.id))
             .copied()
             .collect();
         if used.is_empty() {
             report.unused_packs += 1;
-            condemned.push((p.id, p.size));
+            condemned.push((*pid, stored));
             continue;
         }
         let used_stored: u64 = used.iter().map(|e| u64::from(e.length)).sum();
-        let all_stored: u64 = p.entries.iter().map(|e| u64::from(e.length)).sum();
+        let all_stored: u64 = stored.saturating_sub(8);
         let unused_pct = if all_stored == 0 {
             0.0
         } else {
-            100.0 * (all_stored - used_stored) as f64 / all_stored as f64
+            100.0 * all_stored.saturating_sub(used_stored) as f64 / all_stored as f64
         };
-        if unused_pct >= opts.repack_unused_pct && unused_pct > 0.0 {
+        if unused_pct >= opts.repack_unused_pct && unused_pct > 0.0 && used.len() < entries.len() {
             report.repacked_packs += 1;
             report.repacked_bytes += used.iter().map(|e| u64::from(e.raw_len)).sum::<u64>();
-            repack.push((p.id, used));
-            condemned.push((p.id, p.size));
+            repack.push((*pid, used));
+            condemned.push((*pid, stored));
         }
     }
     for (id, size) in &listed {
-        if !seen_pack.contains(id) && !pending_condemned.contains(id) {
+        if !by_pack.contains_key(id) && !pending_condemned.contains(id) {
             report.unindexed_packs += 1;
             condemned.push((*id, *size));
         }
@@ -258,7 +261,7 @@ pub fn prune(
         log(&format!("repacking {} packs", repack.len()));
         let demote: HashSet<Id> = repack.iter().map(|r| r.0).collect();
         vault.load_index_with(&demote)?;
-        crate::writer::with_writer(vault, 2, |w| {
+        let (_, stats) = crate::writer::with_writer(vault, 2, |w| {
             for (_, entries) in &repack {
                 for e in entries {
                     if w.known(&e.id) {
@@ -270,6 +273,7 @@ pub fn prune(
             }
             Ok(())
         })?;
+        refs.trusted.extend(stats.pack_ids);
     }
 
     // 4. Notice, then sessions.
@@ -293,57 +297,6 @@ pub fn prune(
     Ok(report)
 }
 
-/// Refuse to run next to another live prune.
-fn check_other_prunes(
-    vault: &Vault,
-    secret: &crate::crypto::SecretKey,
-    own: &str,
-    abandon_after: Duration,
-) -> Result<()> {
-    let sessions = session::list(&**vault.storage())?;
-    for (sid, st) in &sessions {
-        if sid == own || st.ended || st.claimed {
-            continue;
-        }
-        if let Some(i) = session::read_info(&**vault.storage(), secret, sid)
-            && i.purpose == "prune"
-        {
-            // A prune that died leaves a session whose heartbeat stops; declare it
-            // abandoned if it has not beaten while we watched.
-            if !watch_for_life(vault, sid, st.beat, abandon_after)? {
-                session::abandon(&**vault.storage(), sid)?;
-                continue;
-            }
-            return Err(Error::Locked(format!(
-                "another prune is running (host {}, pid {}); run prune again when it is done",
-                i.host, i.pid
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Watch a session's heartbeat for up to `window`; true if it advanced or ended.
-fn watch_for_life(vault: &Vault, sid: &str, beat: u32, window: Duration) -> Result<bool> {
-    let start = Instant::now();
-    loop {
-        let st = session::list(&**vault.storage())?;
-        match st.get(sid) {
-            None => return Ok(true),
-            Some(s) if s.ended || s.beat != beat => return Ok(true),
-            _ => {}
-        }
-        if start.elapsed() >= window {
-            return Ok(false);
-        }
-        std::thread::sleep(poll_interval(window));
-    }
-}
-
-fn poll_interval(window: Duration) -> Duration {
-    (window / 4).clamp(Duration::from_millis(50), Duration::from_secs(2))
-}
-
 /// Complete a notice: record sessions if needed, wait for them, sweep.
 fn finish_notice(
     vault: &Vault,
@@ -360,11 +313,22 @@ fn finish_notice(
         None => {
             // Listed after the notice exists: every session that could have missed the
             // notice is in this list.
-            let open: Vec<String> = session::list(&**storage)?
-                .into_values()
-                .filter(|s| !s.ended && s.sid != own)
-                .map(|s| s.sid)
-                .collect();
+            // Only sessions whose start marker opens are sessions of this vault's keys; a
+            // marker family without one (planted) cannot hold back a sweep.
+            let secret = vault.require_full("prune")?;
+            let mut starts = Starts::default();
+            let mut open: Vec<String> = Vec::new();
+            for s in session::list(&**storage)?.into_values() {
+                if s.sid == own || !s.started {
+                    continue;
+                }
+                if starts.get(vault, secret, &s.sid)?.is_none() {
+                    continue;
+                }
+                if !starts.assess(vault, secret, &s)?.over() {
+                    open.push(s.sid);
+                }
+            }
             let c = Companion {
                 notice: p.name.clone(),
                 sessions: open,
@@ -398,82 +362,45 @@ fn finish_notice(
     sweep(vault, p, refs, report, log)
 }
 
-/// Wait until each session has ended or is declared abandoned; returns those still running
-/// after `max_wait`.
-fn wait_for_sessions(
-    vault: &Vault,
-    sids: &[String],
-    opts: &PruneOptions,
-    report: &mut PruneReport,
-    log: &(dyn Fn(&str) + Sync),
-) -> Result<Vec<String>> {
-    let storage = vault.storage();
-    let start = Instant::now();
-    // sid -> (last heartbeat seen, when we saw it change)
-    let mut seen: BTreeMap<String, (u32, Instant)> = BTreeMap::new();
-    let mut announced = false;
-    loop {
-        let states = session::list(&**storage)?;
-        let mut open = Vec::new();
-        for sid in sids {
-            let Some(s) = states.get(sid) else {
-                continue; // cleaned up: it had ended
-            };
-            if s.ended
-                || (s.claimed && claim_of(vault, sid).as_deref() == Some(b"abandon".as_slice()))
-            {
-                continue; // over, or declared abandoned (it can never commit)
-            }
-            let now = Instant::now();
-            let e = seen.entry(sid.clone()).or_insert((s.beat, now));
-            if e.0 != s.beat {
-                *e = (s.beat, now);
-            }
-            if now.duration_since(e.1) >= opts.abandon_after {
-                if s.claimed {
-                    // Claimed commit, then went silent: it has written its manifest or
-                    // died. (The residual risk is in docs/format.md 13.2.)
-                    report.abandoned_sessions.push(sid.clone());
-                    continue;
-                }
-                if session::abandon(&**storage, sid)? {
-                    log(&format!(
-                        "session {} shows no heartbeat for {:?}: declared abandoned",
-                        &sid[..12],
-                        opts.abandon_after
-                    ));
-                    report.abandoned_sessions.push(sid.clone());
-                }
-                continue;
-            }
-            open.push(sid.clone());
-        }
-        if open.is_empty() {
-            return Ok(open);
-        }
-        if start.elapsed() >= opts.max_wait {
-            return Ok(open);
-        }
-        if !announced {
-            log(&format!(
-                "waiting for {} running session(s) that may use the condemned packs",
-                open.len()
-            ));
-            announced = true;
-        }
-        std::thread::sleep(poll_interval(opts.abandon_after));
-    }
-}
-
 /// The blobs used by recovery points, accumulated across the run.
 #[derive(Default)]
 struct References {
     points: HashSet<Id>,
     trees: HashSet<Id>,
     blobs: HashSet<Id>,
+    /// Packs this process wrote (repacking): genuine by construction.
+    trusted: HashSet<Id>,
+    /// Used blobs with an authenticated location outside the condemned packs.
+    confirmed: HashSet<Id>,
 }
 
 impl References {
+    /// Whether a used blob has a location in a pack that is not condemned, is stored, and
+    /// authenticates (or was written by this process).
+    fn has_safe_copy(
+        &mut self,
+        vault: &Vault,
+        blob: &Id,
+        condemned: &HashSet<Id>,
+        listed: &HashMap<Id, u64>,
+    ) -> Result<bool> {
+        if self.confirmed.contains(blob) {
+            return Ok(true);
+        }
+        let locs = vault.index().locations(blob);
+        for l in locs {
+            let pack = vault.index().packs[l.pack as usize].id;
+            if condemned.contains(&pack) || !listed.contains_key(&pack) {
+                continue;
+            }
+            if self.trusted.contains(&pack) || vault.authenticates_at(&l)? {
+                self.confirmed.insert(*blob);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn add_points(&mut self, vault: &Vault, points: &[(Id, crate::point::Manifest)]) -> Result<()> {
         for (pid, m) in points {
             if !self.points.insert(*pid) {
@@ -558,28 +485,35 @@ fn sweep(
         .into_iter()
         .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
         .collect();
-    let mut entries_of: HashMap<Id, &IndexedPack> = HashMap::new();
-    let mut safe: HashSet<Id> = HashSet::new();
-    for (_, ps) in &objects {
-        for pk in ps {
-            entries_of.entry(pk.id).or_insert(pk);
-            if !condemned.contains(&pk.id) && listed.contains_key(&pk.id) {
-                safe.extend(pk.entries.iter().map(|e| e.id));
-            }
-        }
-    }
+    // What each condemned pack really holds: every index record of it and its own header
+    // (a record may be forged; the header is what its creator wrote). A pack is deleted only
+    // if every used blob among these has a location outside the condemned packs that
+    // authenticates (read and checked now, unless this process wrote that pack).
+    let by_pack = entries_by_pack(vault);
     let mut delete: Vec<(Id, u64)> = Vec::new();
     for id in &condemned {
         let Some(&size) = listed.get(id) else {
             continue; // already gone
         };
-        let entries: Vec<Id> = match entries_of.get(id) {
-            Some(pk) => pk.entries.iter().map(|e| e.id).collect(),
-            None => unindexed_entries(vault, id, size),
-        };
-        let needed = entries
-            .iter()
-            .any(|b| refs.blobs.contains(b) && !safe.contains(b));
+        let mut at_stake: Vec<Id> = by_pack
+            .get(id)
+            .map(|(_, es)| es.iter().map(|e| e.id).collect())
+            .unwrap_or_default();
+        at_stake.extend(
+            vault
+                .read_pack_header(id, size)?
+                .map_or_else(Vec::new, |(_, es)| es.into_iter().map(|e| e.id).collect()),
+        );
+        at_stake.retain(|b| refs.blobs.contains(b));
+        at_stake.sort();
+        at_stake.dedup();
+        let mut needed = false;
+        for b in &at_stake {
+            if !refs.has_safe_copy(vault, b, &condemned, &listed)? {
+                needed = true;
+                break;
+            }
+        }
         if needed {
             report.rescued_packs += 1;
         } else {
@@ -593,11 +527,13 @@ fn sweep(
         .iter()
         .any(|(_, ps)| ps.iter().any(|pk| doomed.contains(&pk.id)));
     if touched || objects.len() > 1 {
+        // Every distinct record is kept (not one per pack): which of two disagreeing
+        // records is genuine is decided by authenticating blobs, never by listing order.
         let mut keep: Vec<IndexedPack> = Vec::new();
-        let mut seen: HashSet<Id> = HashSet::new();
+        let mut seen: HashSet<[u8; 32]> = HashSet::new();
         for (_, ps) in &objects {
             for pk in ps {
-                if !doomed.contains(&pk.id) && seen.insert(pk.id) {
+                if !doomed.contains(&pk.id) && seen.insert(index::record_fingerprint(pk)) {
                     keep.push(pk.clone());
                 }
             }
@@ -631,58 +567,100 @@ fn sweep(
     Ok(())
 }
 
-/// The blob ids of a pack no index lists, from its header (empty if unreadable: such a pack
-/// cannot serve any point).
-fn unindexed_entries(vault: &Vault, id: &Id, size: u64) -> Vec<Id> {
-    let h = Handle::new(Kind::Pack, id.to_hex());
-    let Ok(data) = vault.storage().read(&h) else {
-        return Vec::new();
-    };
-    if data.len() as u64 != size {
-        return Vec::new();
+/// Every pack the loaded index knows, with a size (from its first record) and the union of
+/// the entries of all its records.
+fn entries_by_pack(vault: &Vault) -> HashMap<Id, (u64, Vec<PackEntry>)> {
+    let idx = vault.index();
+    let mut m: HashMap<Id, (u64, Vec<PackEntry>)> = HashMap::new();
+    for p in &idx.packs {
+        m.entry(p.id).or_insert((p.size, Vec::new()));
     }
-    match crate::pack::read_header(&data, &vault.key_material().index_key) {
-        Ok((_, entries)) => entries.into_iter().map(|e| e.id).collect(),
-        Err(_) => Vec::new(),
+    for l in idx.all_locations() {
+        let p = &idx.packs[l.pack as usize];
+        if let Some(e) = m.get_mut(&p.id) {
+            e.1.push(l.entry);
+        }
+    }
+    for (_, es) in m.values_mut() {
+        es.sort_by_key(|e| (e.offset, e.id));
+        es.dedup();
+    }
+    m
+}
+
+/// Which packs serve the used blobs.
+struct Served {
+    pairs: HashSet<(Id, Id)>,
+    /// Locations that failed authentication while choosing (forged or damaged entries).
+    forged: usize,
+}
+
+impl Served {
+    fn serves(&self, pack: &Id, blob: &Id) -> bool {
+        self.pairs.contains(&(*pack, *blob))
     }
 }
 
-/// The content of a session's claim object, if readable.
-fn claim_of(vault: &Vault, sid: &str) -> Option<Vec<u8>> {
-    vault
-        .storage()
-        .read(&Handle::new(
-            Kind::Session,
-            session::object_name(sid, session::CLAIM),
-        ))
-        .ok()
-}
-
-/// Delete the objects of sessions that are over, once no notice needs them. The `abandon`
-/// claim of a session that has not ended is kept: it is what stops that session from ever
-/// committing, should it only have stalled.
-fn cleanup_sessions(vault: &Vault, own: &str, report: &PruneReport) -> Result<()> {
-    if !report.pending.is_empty() || !gc::list_notices(vault)?.is_empty() {
-        return Ok(());
-    }
-    let storage = vault.storage();
-    for (sid, s) in session::list(&**storage)? {
-        if sid == own {
-            continue;
-        }
-        let abandoned =
-            s.claimed && claim_of(vault, &sid).as_deref() == Some(b"abandon".as_slice());
-        let over = s.ended || abandoned || report.abandoned_sessions.contains(&sid);
-        if !over {
-            continue;
-        }
-        let keep_claim = abandoned && !s.ended;
-        let claim = session::object_name(&sid, session::CLAIM);
-        let mut objects = s.objects.clone();
-        objects.sort(); // the end marker (ffffffff) last
-        for o in objects.iter().filter(|o| !(keep_claim && **o == claim)) {
-            storage.delete(&Handle::new(Kind::Session, o))?;
+/// For every used blob, the pack that serves it: its only location, or — when several
+/// packs claim it — the first location that authenticates. When none does, every claimed
+/// location is kept (prune never makes a damaged blob worse).
+fn choose_locations(
+    vault: &Vault,
+    used: &HashSet<Id>,
+    pending_condemned: &HashSet<Id>,
+    listed: &HashMap<Id, u64>,
+) -> Result<Served> {
+    let mut pairs: HashSet<(Id, Id)> = HashSet::new();
+    let mut contested: Vec<(Id, Vec<crate::index::BlobLocation>)> = Vec::new();
+    {
+        let idx = vault.index();
+        for b in used {
+            let locs: Vec<crate::index::BlobLocation> = idx
+                .locations(b)
+                .into_iter()
+                .filter(|l| {
+                    let p = &idx.packs[l.pack as usize].id;
+                    !pending_condemned.contains(p) && listed.contains_key(p)
+                })
+                .collect();
+            let mut packs: Vec<Id> = locs.iter().map(|l| idx.packs[l.pack as usize].id).collect();
+            packs.sort();
+            packs.dedup();
+            match packs.len() {
+                0 => {}
+                1 => {
+                    pairs.insert((packs[0], *b));
+                }
+                _ => contested.push((*b, locs)),
+            }
         }
     }
-    Ok(())
+    let chosen: Vec<Result<(Id, Vec<Id>, usize)>> = contested
+        .par_iter()
+        .map(|(b, locs)| {
+            let mut failed = 0;
+            for l in locs {
+                if vault.authenticates_at(l)? {
+                    let p = vault.index().packs[l.pack as usize].id;
+                    return Ok((*b, vec![p], failed));
+                }
+                failed += 1;
+            }
+            let idx = vault.index();
+            Ok((
+                *b,
+                locs.iter().map(|l| idx.packs[l.pack as usize].id).collect(),
+                failed,
+            ))
+        })
+        .collect();
+    let mut forged = 0;
+    for c in chosen {
+        let (b, ps, failed) = c?;
+        forged += failed;
+        for p in ps {
+            pairs.insert((p, b));
+        }
+    }
+    Ok(Served { pairs, forged })
 }

@@ -1,10 +1,15 @@
 //! `repair index`: rebuild the index from the packs themselves.
 //!
 //! Every pack carries its own header (its blobs and wrapped key, encrypted under the index
-//! key), so the index is redundant and can be rebuilt: packs no valid index object lists are
-//! read and their headers added, packs the index names but storage no longer holds are
-//! dropped, and everything is written as fresh consolidated index objects before the old
-//! ones (including damaged ones) are deleted.
+//! key), so the index is redundant and can be rebuilt. Index objects are **not trusted**:
+//! any holder of the index key (write-only keys too) can write one that claims anything.
+//! So every stored pack is read: its name must be the hash of its bytes, its header must
+//! authenticate, and (unless `headers_only`) every blob the header lists is decrypted and
+//! its id recomputed. The new index lists, for each pack, exactly the header's entries that
+//! authenticated; records that disagree with a pack's header (forged or damaged), entries
+//! whose bytes are not the blob they claim (forged), and packs storage no longer holds are
+//! dropped. The new index objects are written before the old ones (including damaged ones)
+//! are deleted.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,6 +17,7 @@ use holdfast_storage::{Handle, Kind};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::crypto;
 use crate::error::Result;
 use crate::id::Id;
 use crate::index::{self, IndexedPack};
@@ -23,10 +29,14 @@ use crate::vault::{Damage, Vault};
 pub struct RepairReport {
     /// Packs in storage.
     pub packs: usize,
-    /// Packs added from their headers.
+    /// Packs added from their headers (no valid index object listed them).
     pub packs_added: usize,
     /// Packs the index named that storage does not hold.
     pub packs_dropped: usize,
+    /// Index records that disagreed with their pack's header (forged or damaged), dropped.
+    pub records_dropped: usize,
+    /// Header entries whose bytes do not authenticate as the blob they claim, dropped.
+    pub entries_dropped: usize,
     /// Packs whose header could not be read (left alone; `verify` reports them).
     pub unreadable: Vec<Damage>,
     /// Damaged index objects replaced.
@@ -35,13 +45,25 @@ pub struct RepairReport {
     pub index_written: usize,
     /// Index objects deleted.
     pub index_deleted: usize,
+    /// Whether blob contents were authenticated (not only headers).
+    pub read_data: bool,
 }
 
-/// Rebuild the index (full key: old index objects are deleted).
-pub fn repair_index(vault: &Vault, log: &(dyn Fn(&str) + Sync)) -> Result<RepairReport> {
-    vault.require_full("repair index")?;
+/// Rebuild the index (full key: old index objects are deleted). With `headers_only`, the
+/// packs' headers are trusted (two range reads per pack) and blob contents are not read.
+pub fn repair_index(
+    vault: &Vault,
+    headers_only: bool,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<RepairReport> {
+    let secret = vault.require_full("repair index")?.clone();
     let storage = vault.storage();
-    let mut report = RepairReport::default();
+    let mut report = RepairReport {
+        read_data: !headers_only,
+        ..Default::default()
+    };
+    // Index objects first, then the pack listing: a pack an index object names was created
+    // before that object, so it is in the listing.
     let (objects, damage, _) = vault.read_index_objects()?;
     report.damaged_index_objects = damage.len();
     let listed: HashMap<Id, u64> = storage
@@ -50,52 +72,47 @@ pub fn repair_index(vault: &Vault, log: &(dyn Fn(&str) + Sync)) -> Result<Repair
         .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
         .collect();
     report.packs = listed.len();
-    let mut keep: Vec<IndexedPack> = Vec::new();
-    let mut have: HashSet<Id> = HashSet::new();
+    let mut fingerprints: HashMap<Id, Vec<[u8; 32]>> = HashMap::new();
     for (_, ps) in &objects {
         for p in ps {
-            if listed.get(&p.id) == Some(&p.size) && have.insert(p.id) {
-                keep.push(p.clone());
+            let f = index::record_fingerprint(p);
+            let v = fingerprints.entry(p.id).or_default();
+            if !v.contains(&f) {
+                v.push(f);
             }
         }
     }
-    let named: HashSet<Id> = objects
-        .iter()
-        .flat_map(|(_, ps)| ps.iter().map(|p| p.id))
-        .collect();
-    report.packs_dropped = named.iter().filter(|p| !listed.contains_key(p)).count();
-    let missing: Vec<(Id, u64)> = listed
-        .iter()
-        .filter(|(id, _)| !have.contains(id))
-        .map(|(id, s)| (*id, *s))
-        .collect();
-    log(&format!("reading the headers of {} packs", missing.len()));
-    let read: Vec<std::result::Result<IndexedPack, Damage>> = missing
+    report.packs_dropped = fingerprints
+        .keys()
+        .filter(|p| !listed.contains_key(p))
+        .count();
+    let mut todo: Vec<(Id, u64)> = listed.iter().map(|(id, s)| (*id, *s)).collect();
+    todo.sort();
+    log(&format!(
+        "reading {} {} packs",
+        if headers_only {
+            "the headers of"
+        } else {
+            "all"
+        },
+        todo.len()
+    ));
+    let read: Vec<Result<std::result::Result<(IndexedPack, usize), Damage>>> = todo
         .par_iter()
-        .map(|(id, size)| {
-            let h = Handle::new(Kind::Pack, id.to_hex());
-            let dmg = |reason: String| Damage {
-                object: h.path(),
-                reason,
-            };
-            let data = storage.read(&h).map_err(|e| dmg(e.to_string()))?;
-            if Id::of_stored(&data) != *id {
-                return Err(dmg("content does not match its name".into()));
-            }
-            let (wrapped, entries) = pack::read_header(&data, &vault.key_material().index_key)
-                .map_err(|e| dmg(e.to_string()))?;
-            Ok(IndexedPack {
-                id: *id,
-                size: *size,
-                wrapped,
-                entries,
-            })
-        })
+        .map(|(id, size)| rebuild_record(vault, &secret, id, *size, headers_only))
         .collect();
+    let mut keep: Vec<IndexedPack> = Vec::new();
     for r in read {
-        match r {
-            Ok(p) => {
-                report.packs_added += 1;
+        match r? {
+            Ok((p, dropped)) => {
+                report.entries_dropped += dropped;
+                match fingerprints.get(&p.id) {
+                    None => report.packs_added += 1,
+                    Some(fs) => {
+                        let f = index::record_fingerprint(&p);
+                        report.records_dropped += fs.iter().filter(|x| **x != f).count();
+                    }
+                }
                 keep.push(p);
             }
             Err(d) => report.unreadable.push(d),
@@ -134,4 +151,69 @@ pub fn repair_index(vault: &Vault, log: &(dyn Fn(&str) + Sync)) -> Result<Repair
     }
     vault.load_index()?;
     Ok(report)
+}
+
+/// The index record of one stored pack, from its own bytes: the header's entries that
+/// authenticate (all of them with `headers_only`), and how many were dropped.
+fn rebuild_record(
+    vault: &Vault,
+    secret: &crypto::SecretKey,
+    id: &Id,
+    size: u64,
+    headers_only: bool,
+) -> Result<std::result::Result<(IndexedPack, usize), Damage>> {
+    let h = Handle::new(Kind::Pack, id.to_hex());
+    let dmg = |reason: String| Damage {
+        object: h.path(),
+        reason,
+    };
+    if headers_only {
+        return Ok(match vault.read_pack_header(id, size)? {
+            Some((wrapped, entries)) => Ok((
+                IndexedPack {
+                    id: *id,
+                    size,
+                    wrapped,
+                    entries,
+                },
+                0,
+            )),
+            None => Err(dmg("header does not authenticate or decode".into())),
+        });
+    }
+    let data = match vault.storage().read(&h) {
+        Ok(d) => d,
+        Err(e) if e.kind == holdfast_storage::ErrorKind::Transient => return Err(e.into()),
+        Err(e) => return Ok(Err(dmg(e.to_string()))),
+    };
+    if Id::of_stored(&data) != *id {
+        return Ok(Err(dmg("content does not match its name".into())));
+    }
+    let (wrapped, entries) = match pack::read_header(&data, &vault.key_material().index_key) {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(dmg(e.to_string()))),
+    };
+    let Ok(dk) = crypto::unwrap(secret, &wrapped) else {
+        return Ok(Err(dmg("data key does not open".into())));
+    };
+    let n = entries.len();
+    let good: Vec<pack::PackEntry> = entries
+        .into_iter()
+        .filter(|e| {
+            let (s, l) = (e.offset as usize, e.length as usize);
+            data.get(s..s.saturating_add(l))
+                .and_then(|b| pack::open_blob(&dk, e, b.to_vec()).ok())
+                .is_some_and(|plain| vault.blob_id(&plain) == e.id)
+        })
+        .collect();
+    let dropped = n - good.len();
+    Ok(Ok((
+        IndexedPack {
+            id: *id,
+            size,
+            wrapped,
+            entries: good,
+        },
+        dropped,
+    )))
 }

@@ -18,6 +18,9 @@ use crate::pack::{self, BlobType};
 use crate::point::{self, Manifest};
 use crate::tree::Tree;
 
+/// A cached pack data key is found by pack name and wrapped key.
+type PackKeyId = (Id, [u8; crypto::WRAPPED_LEN]);
+
 /// A vault whose config has been read but which is not unlocked yet.
 pub struct LockedVault {
     storage: Arc<dyn Storage>,
@@ -32,7 +35,8 @@ pub struct Vault {
     keys: KeyMaterial,
     key_id: Option<String>,
     index: RwLock<Index>,
-    pack_keys: Mutex<HashMap<Id, Arc<DataKey>>>,
+    pack_keys: Mutex<HashMap<PackKeyId, Arc<DataKey>>>,
+    state_dir: Option<std::path::PathBuf>,
 }
 
 /// Who and when, for objects that record it.
@@ -93,8 +97,25 @@ pub(crate) fn create_idempotent(storage: &dyn Storage, h: &Handle, data: &[u8]) 
 }
 
 impl LockedVault {
-    /// Read the config at a location; [`Error::NoVault`] if there is none.
+    /// Read the config at a location; [`Error::NoVault`] if there is none. A vault of the
+    /// previous format version is refused with the command that converts it.
     pub fn open(storage: Arc<dyn Storage>) -> Result<LockedVault> {
+        let v = Self::open_any(storage)?;
+        if v.config.version == config::MIGRATABLE_VERSION {
+            return Err(Error::Unsupported(format!(
+                "the vault at {} has format version {} (this holdfast uses {}): run `holdfast \
+                 migrate` with the full key to convert it, after stopping every older holdfast \
+                 that uses it",
+                v.storage.location(),
+                config::MIGRATABLE_VERSION,
+                config::FORMAT_VERSION
+            )));
+        }
+        Ok(v)
+    }
+
+    /// [`LockedVault::open`], accepting the previous format version too (for `migrate`).
+    pub fn open_any(storage: Arc<dyn Storage>) -> Result<LockedVault> {
         match read_config(&storage)? {
             Some((config, mac)) => Ok(LockedVault {
                 storage,
@@ -168,6 +189,7 @@ impl LockedVault {
             key_id,
             index: RwLock::new(Index::default()),
             pack_keys: Mutex::new(HashMap::new()),
+            state_dir: None,
         })
     }
 }
@@ -242,7 +264,61 @@ impl Vault {
             key_id: Some(key_id),
             index: RwLock::new(Index::default()),
             pack_keys: Mutex::new(HashMap::new()),
+            state_dir: None,
         })
+    }
+
+    /// Convert a vault of format version 2 to version 3 (full key). The objects of both
+    /// versions have the same bytes except session markers, which version 3 authenticates
+    /// (docs/format.md 13.2.1); so every session still open is first declared abandoned (a
+    /// version-2 backup still running then fails at its commit claim and stores nothing), and
+    /// then the config is rewritten with the new version number — the only object holdfast
+    /// ever overwrites. Returns whether anything changed. Refuses while a version-2 session
+    /// has claimed commit without ending (a backup writing its manifest right now).
+    pub fn migrate(&self) -> Result<bool> {
+        let secret = self.require_full("migrate")?;
+        if self.config.version == config::FORMAT_VERSION {
+            return Ok(false);
+        }
+        for st in crate::session::list(&*self.storage)?.values() {
+            if st.ended {
+                continue;
+            }
+            let claim = Handle::new(
+                Kind::Session,
+                crate::session::object_name(&st.sid, crate::session::CLAIM),
+            );
+            if st.claimed && self.storage.read(&claim)? == b"commit" {
+                return Err(Error::Locked(format!(
+                    "session {} is committing a recovery point; run migrate again when it has \
+                     ended",
+                    &st.sid
+                )));
+            }
+            if !crate::session::abandon(&*self.storage, secret, &st.sid, None)? {
+                return Err(Error::Locked(format!(
+                    "session {} is committing a recovery point; run migrate again when it has \
+                     ended",
+                    &st.sid
+                )));
+            }
+        }
+        let mut cfg = self.config.clone();
+        cfg.version = config::FORMAT_VERSION;
+        let bytes = cfg.encode(&config::mac_key(&self.keys.index_key.0));
+        self.storage.replace(&Handle::config(), &bytes)?;
+        Ok(true)
+    }
+
+    /// Keep local state about this vault under `dir/<vault id>/` (the newest protection
+    /// record seen, so that a rollback of the vault lock is reported: docs/format.md 13.4).
+    pub fn set_state_dir(&mut self, dir: std::path::PathBuf) {
+        self.state_dir = Some(dir.join(self.config.id_hex()));
+    }
+
+    /// The local state folder of this vault, if one was set.
+    pub fn state_dir(&self) -> Option<&std::path::Path> {
+        self.state_dir.as_deref()
     }
 
     /// The storage.
@@ -406,8 +482,11 @@ impl Vault {
     }
 
     fn pack_key(&self, pack: &Id, wrapped: &[u8; crypto::WRAPPED_LEN]) -> Result<Arc<DataKey>> {
-        if let Some(k) = self.pack_keys.lock().get(pack) {
-            return Ok(k.clone());
+        // Keyed by the wrapped key too: two index records of one pack may carry different
+        // wrapped keys (one of them forged), and only the right one may be cached.
+        let k = (*pack, *wrapped);
+        if let Some(dk) = self.pack_keys.lock().get(&k) {
+            return Ok(dk.clone());
         }
         let secret = self.require_full("reading stored data")?;
         let dk = Arc::new(crypto::unwrap(secret, wrapped).map_err(|_| {
@@ -416,19 +495,57 @@ impl Vault {
                 "wrapped key does not open",
             )
         })?);
-        self.pack_keys.lock().insert(*pack, dk.clone());
+        self.pack_keys.lock().insert(k, dk.clone());
         Ok(dk)
     }
 
     /// Read, decrypt, decompress and authenticate one blob (full key only).
+    ///
+    /// Every location the index knows is tried in turn (not condemned first): a location
+    /// that is missing, damaged or forged (an index entry written by a write-only key for
+    /// bytes that are not the blob) fails authentication and the next one is read. The
+    /// error of the first location is returned when none authenticates.
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
-        let (pack_id, wrapped, entry) = {
+        let locations: Vec<(Id, [u8; crypto::WRAPPED_LEN], pack::PackEntry)> = {
             let idx = self.index.read();
-            let (p, e) = idx.get(id).ok_or_else(|| {
-                Error::damaged(format!("blob {}", id.short()), "not in any index (missing)")
-            })?;
-            (p.id, p.wrapped, e)
+            idx.locations(id)
+                .into_iter()
+                .map(|l| {
+                    let p = &idx.packs[l.pack as usize];
+                    (p.id, p.wrapped, l.entry)
+                })
+                .collect()
         };
+        if locations.is_empty() {
+            return Err(Error::damaged(
+                format!("blob {}", id.short()),
+                "not in any index (missing)",
+            ));
+        }
+        self.require_full("reading stored data")?;
+        let mut first_err = None;
+        for (pack_id, wrapped, entry) in locations {
+            match self.read_blob_at(id, &pack_id, &wrapped, &entry) {
+                Ok(plain) => return Ok(plain),
+                Err(e) if e.retryable() => return Err(e),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or_else(|| Error::damaged(format!("blob {}", id.short()), "missing")))
+    }
+
+    /// Read and authenticate a blob at one given location (full key only): the stored bytes
+    /// must decrypt under the pack key with the entry's offset, type and id, decompress to
+    /// `raw_len` bytes and hash to `id`.
+    pub fn read_blob_at(
+        &self,
+        id: &Id,
+        pack_id: &Id,
+        wrapped: &[u8; crypto::WRAPPED_LEN],
+        entry: &pack::PackEntry,
+    ) -> Result<Vec<u8>> {
         self.require_full("reading stored data")?;
         let h = Handle::new(Kind::Pack, pack_id.to_hex());
         let stored = self
@@ -441,16 +558,75 @@ impl Vault {
                     e.into()
                 }
             })?;
-        let dk = self.pack_key(&pack_id, &wrapped)?;
-        let plain = pack::open_blob(&dk, &entry, stored)
+        let dk = self.pack_key(pack_id, wrapped)?;
+        let plain = pack::open_blob(&dk, entry, stored)
             .map_err(|e| Error::damaged(format!("{} (blob {})", h.path(), id.short()), e))?;
-        if self.blob_id(&plain) != *id {
+        if entry.id != *id || self.blob_id(&plain) != *id {
             return Err(Error::damaged(
                 format!("{} (blob {})", h.path(), id.short()),
                 "content does not match its id",
             ));
         }
         Ok(plain)
+    }
+
+    /// Whether a blob authenticates at the given location (a damaged or forged location
+    /// answers `Ok(false)`; storage that cannot be reached is an error).
+    pub fn authenticates_at(&self, loc: &crate::index::BlobLocation) -> Result<bool> {
+        let (pack_id, wrapped) = {
+            let idx = self.index.read();
+            let p = &idx.packs[loc.pack as usize];
+            (p.id, p.wrapped)
+        };
+        match self.read_blob_at(&loc.entry.id, &pack_id, &wrapped, &loc.entry) {
+            Ok(_) => Ok(true),
+            Err(e) if e.retryable() => Err(e),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Read a pack's header with two range reads (trailer, then header): its wrapped key and
+    /// entries. `Ok(None)` when the pack is gone or its header does not authenticate or
+    /// decode (such a pack cannot serve any point).
+    #[allow(clippy::type_complexity)]
+    pub fn read_pack_header(
+        &self,
+        id: &Id,
+        size: u64,
+    ) -> Result<Option<([u8; crypto::WRAPPED_LEN], Vec<pack::PackEntry>)>> {
+        let h = Handle::new(Kind::Pack, id.to_hex());
+        let soft = |e: holdfast_storage::StorageError| -> Result<Option<_>> {
+            if matches!(e.kind, SK::NotFound | SK::Permanent) {
+                Ok(None)
+            } else {
+                Err(e.into())
+            }
+        };
+        if size < 8 {
+            return Ok(None);
+        }
+        let trailer = match self.storage.read_range(&h, size - 8, 8) {
+            Ok(t) => t,
+            Err(e) => return soft(e),
+        };
+        if trailer.len() != 8 || &trailer[4..] != pack::TRAILER_MAGIC {
+            return Ok(None);
+        }
+        let hlen = u64::from(u32::from_le_bytes([
+            trailer[0], trailer[1], trailer[2], trailer[3],
+        ]));
+        if hlen > size - 8 {
+            return Ok(None);
+        }
+        let area = size - 8 - hlen;
+        let sealed = match self.storage.read_range(&h, area, hlen) {
+            Ok(b) => b,
+            Err(e) => return soft(e),
+        };
+        let Ok(plain) = self.keys.index_key.open(pack::HEADER_AAD, &sealed) else {
+            return Ok(None);
+        };
+        Ok(pack::parse_header(&plain, area as usize).ok())
     }
 
     /// Read and decode a tree.
@@ -492,9 +668,12 @@ impl Vault {
         let list = self.storage.list(Kind::Point)?;
         let res: Vec<_> = list
             .par_iter()
-            .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.name.clone())))
-            .map(|(id, name)| match self.load_point(&id) {
-                Ok(m) => Ok((id, m)),
+            .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.name.clone(), o.modified_ns)))
+            .map(|(id, name, stored_ns)| match self.load_point(&id) {
+                Ok(mut m) => {
+                    m.stored_ns = stored_ns;
+                    Ok((id, m))
+                }
                 Err(e @ Error::Storage(_)) if e.retryable() => Err(Err(e)),
                 Err(e) => Err(Ok(Damage {
                     object: format!("points/{name}"),

@@ -124,21 +124,45 @@ pub fn verify(
         .map(|o| (o.name, o.size))
         .collect();
     let mut bad: HashSet<Id> = HashSet::new();
-    let packs: Vec<_> = vault.index().packs.clone();
+    // One entry per pack id (the index may hold several records of one pack: any index-key
+    // holder can write index objects, so records are checked, not trusted).
+    let records: Vec<_> = vault.index().packs.clone();
+    let mut packs: Vec<crate::index::PackRecord> = Vec::new();
+    {
+        let mut seen: HashSet<Id> = HashSet::new();
+        for r in &records {
+            if seen.insert(r.id) {
+                packs.push(r.clone());
+            }
+        }
+    }
     report.packs = packs.len();
     let indexed: HashSet<String> = packs.iter().map(|p| p.id.to_hex()).collect();
     report.unindexed_packs = stored.keys().filter(|k| !indexed.contains(*k)).count();
+    for (id, n) in vault.index().disagreeing_packs() {
+        report.problems.push(Damage {
+            object: Handle::new(Kind::Pack, id.to_hex()).path(),
+            reason: format!(
+                "listed by index objects with {n} different records (forged or damaged; run \
+                 `holdfast repair index`)"
+            ),
+        });
+        report.index_needs_repair = true;
+    }
 
+    // (pack, blob) locations found bad; a blob is bad only when every location is.
+    let mut bad_loc: HashSet<(Id, Id)> = HashSet::new();
     let mut bad_packs: HashSet<Id> = HashSet::new();
-    for p in &packs {
+    for p in &records {
         let name = p.id.to_hex();
         match stored.get(&name) {
             None => {
-                report.problems.push(Damage {
-                    object: Handle::new(Kind::Pack, &name).path(),
-                    reason: "missing".into(),
-                });
-                bad_packs.insert(p.id);
+                if bad_packs.insert(p.id) {
+                    report.problems.push(Damage {
+                        object: Handle::new(Kind::Pack, &name).path(),
+                        reason: "missing".into(),
+                    });
+                }
             }
             Some(&s) if s != p.size => {
                 report.problems.push(Damage {
@@ -170,19 +194,31 @@ pub fn verify(
                 )
             })
             .collect();
-        for r in results {
-            let (n, dmg, ids) = r?;
+        for (p, r) in to_read.iter().zip(results) {
+            let (n, dmg, ids, mismatch) = r?;
             report.blobs_read += n;
             report.problems.extend(dmg);
-            bad.extend(ids);
+            report.index_needs_repair |= mismatch;
+            bad_loc.extend(ids.into_iter().map(|b| (p.id, b)));
         }
     }
-    // Every blob of a missing or truncated pack is lost.
-    if !bad_packs.is_empty() {
+    {
         let idx = vault.index();
-        for loc in idx.blobs() {
-            if bad_packs.contains(&idx.packs[loc.pack as usize].id) {
-                bad.insert(loc.entry.id);
+        // Every blob location in a missing or truncated pack is lost.
+        for loc in idx.all_locations() {
+            let pack = idx.packs[loc.pack as usize].id;
+            if bad_packs.contains(&pack) {
+                bad_loc.insert((pack, loc.entry.id));
+            }
+        }
+        let candidates: HashSet<Id> = bad_loc.iter().map(|(_, b)| *b).collect();
+        for b in candidates {
+            if idx
+                .locations(&b)
+                .iter()
+                .all(|l| bad_loc.contains(&(idx.packs[l.pack as usize].id, b)))
+            {
+                bad.insert(b);
             }
         }
     }
@@ -256,16 +292,21 @@ pub fn verify(
 fn entries_by_pack(vault: &Vault) -> HashMap<Id, Vec<pack::PackEntry>> {
     let idx = vault.index();
     let mut m: HashMap<Id, Vec<pack::PackEntry>> = HashMap::new();
-    for l in idx.blobs() {
+    for l in idx.all_locations() {
         m.entry(idx.packs[l.pack as usize].id)
             .or_default()
             .push(l.entry);
     }
+    for es in m.values_mut() {
+        es.sort_by_key(|e| (e.offset, e.id));
+        es.dedup();
+    }
     m
 }
 
-/// Blobs read, damage found and bad blob ids of one pack.
-type PackCheck = (usize, Vec<Damage>, Vec<Id>);
+/// Blobs read, damage found, bad blob ids of one pack, and whether its header disagrees
+/// with the index.
+type PackCheck = (usize, Vec<Damage>, Vec<Id>, bool);
 
 /// Read one pack whole: name, header, every blob. Returns blobs read, damage and bad blob ids.
 fn check_pack(
@@ -283,6 +324,7 @@ fn check_pack(
                 reason,
             }],
             entries.iter().map(|e| e.id).collect(),
+            false,
         ))
     };
     let data = match vault.storage().read(&h) {
@@ -292,6 +334,7 @@ fn check_pack(
     };
     progress(data.len() as u64);
     let mut damage = Vec::new();
+    let mut mismatch = false;
     if Id::of_stored(&data) != *id {
         damage.push(Damage {
             object: h.path(),
@@ -305,9 +348,12 @@ fn check_pack(
             a.sort();
             b.sort();
             if !b.iter().all(|x| a.binary_search(x).is_ok()) {
+                mismatch = true;
                 damage.push(Damage {
                     object: h.path(),
-                    reason: "header does not list what the index says (repair the index)".into(),
+                    reason: "header does not list what the index says (forged or damaged index \
+                             record; run `holdfast repair index`)"
+                        .into(),
                 });
             }
             Some(w)
@@ -342,6 +388,7 @@ fn check_pack(
                     damage
                 },
                 entries.iter().map(|e| e.id).collect(),
+                mismatch,
             ));
         }
     };
@@ -362,7 +409,7 @@ fn check_pack(
             bad.push(e.id);
         }
     }
-    Ok((entries.len(), damage, bad))
+    Ok((entries.len(), damage, bad, mismatch))
 }
 
 /// Session markers, garbage-collection notices and protection records: each must
@@ -370,17 +417,9 @@ fn check_pack(
 fn check_markers(vault: &Vault) -> Result<Vec<Damage>> {
     let secret = vault.require_full("verify")?;
     let storage = vault.storage();
-    let mut out: Vec<Damage> = storage
-        .list(Kind::Session)?
-        .par_iter()
-        .filter_map(|o| {
-            crate::session::check_object(&**storage, secret, &o.name)
-                .err()
-                .map(|reason| Damage {
-                    object: Handle::new(Kind::Session, &o.name).path(),
-                    reason,
-                })
-        })
+    let mut out: Vec<Damage> = crate::session::check_all(&**storage, secret)?
+        .into_iter()
+        .map(|(object, reason)| Damage { object, reason })
         .collect();
     out.extend(
         crate::gc::check_all(vault)?

@@ -26,7 +26,7 @@ use crate::vault::Vault;
 const PACKS_PER_INDEX: usize = 64;
 
 /// Counters of a writer.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct WriteStats {
     /// New blobs stored.
     pub blobs_added: u64,
@@ -36,6 +36,9 @@ pub struct WriteStats {
     pub stored_added: u64,
     /// Packs uploaded.
     pub packs: u64,
+    /// The names of the packs this writer created and indexed (their bytes are known to be
+    /// genuine: this process wrote them).
+    pub pack_ids: Vec<Id>,
 }
 
 struct Shared<'v> {
@@ -258,12 +261,14 @@ impl<'v> BlobWriter<'v> {
         let rest = std::mem::take(&mut *self.shared.pending.lock());
         self.shared.write_index(rest)?;
         let written = std::mem::take(&mut *self.shared.written.lock());
+        let pack_ids = written.iter().map(|p| p.id).collect();
         self.shared.vault.index_mut().add(written);
         Ok(WriteStats {
             blobs_added: self.blobs_added.load(Ordering::Relaxed),
             bytes_added: self.bytes_added.load(Ordering::Relaxed),
             stored_added: self.stored_added.load(Ordering::Relaxed),
             packs: self.shared.packs.load(Ordering::Relaxed),
+            pack_ids,
         })
     }
 }

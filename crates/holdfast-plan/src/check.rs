@@ -128,6 +128,53 @@ fn check_verify(c: &mut Ctx<'_>, name: &str, v: &crate::model::VerifySchedule) {
 
 const NS_H: i64 = 3_600_000_000_000;
 
+/// How a connection URL carries a password, if it does: userinfo (`user:pw@host`) or a
+/// `password` / `sslpassword` query parameter (which libpq reads too).
+fn url_password(url: &str) -> Option<&'static str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = before_query.split(['/', '#']).next().unwrap_or("");
+    if let Some((userinfo, _)) = authority.rsplit_once('@')
+        && userinfo.contains(':')
+    {
+        return Some("user:password@");
+    }
+    let query = query.split('#').next().unwrap_or("");
+    for part in query.split('&') {
+        let key = part.split_once('=').map_or(part, |(k, _)| k);
+        match percent_decoded(key).to_ascii_lowercase().as_slice() {
+            b"password" => return Some("?password="),
+            b"sslpassword" => return Some("?sslpassword="),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `%XX` escapes decoded (a key spelled `pass%77ord` is still `password`).
+fn percent_decoded(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Parse and validate a plan. Returns the plan, or every problem found.
 pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
     let plan: Plan = match toml::from_str(src) {
@@ -282,9 +329,12 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
                 fix: "add [categories.NAME.retention] with min_days and keep_* rules".into(),
             });
         }
-        if let (Some(min), Some(del)) = (&r.min_days, &r.delete_after)
-            && let Some(d) = c.span(del, "delete_after")
-        {
+        // delete_after must parse even without min_days: the retention job reads it.
+        let del_span = r
+            .delete_after
+            .as_ref()
+            .and_then(|d| c.span(d, &format!("category {name:?}: delete_after")));
+        if let (Some(min), Some(del), Some(d)) = (&r.min_days, &r.delete_after, del_span) {
             let days = (add_span(now, d) - now) / (24 * NS_H);
             if i64::from(*min.get_ref()) > days {
                 c.at(
@@ -318,17 +368,12 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
             );
         }
         if let Some(u) = &r.url
-            && let Some(userinfo) = u
-                .get_ref()
-                .split("://")
-                .nth(1)
-                .and_then(|rest| rest.split('@').next().filter(|_| rest.contains('@')))
-            && userinfo.contains(':')
+            && let Some(how) = url_password(u.get_ref())
         {
             c.at(
                 u,
-                format!("resource {name:?}: the URL carries a password"),
-                "move the URL to an environment variable (url_env) or a file (url_file)",
+                format!("resource {name:?}: the URL carries a password ({how})"),
+                "remove it from the plan: keep the whole URL in an environment variable (url_env = \"VAR\") or a file (url_file = \"/etc/holdfast/NAME.url\")",
             );
         }
         let conn = r.url.is_some() || r.url_env.is_some() || r.url_file.is_some();
@@ -459,5 +504,36 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
     } else {
         c.out.sort_by_key(|p| p.line);
         Err(c.out)
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::url_password;
+
+    #[test]
+    fn passwords_in_urls_are_found_wherever_libpq_reads_them() {
+        for (url, how) in [
+            ("postgresql://app:pw@db/shop", "user:password@"),
+            ("postgresql://app:pw@/shop?host=/run/pg", "user:password@"),
+            ("postgresql://app@db/shop?password=pw", "?password="),
+            (
+                "postgresql://app@db/shop?sslmode=require&PASSWORD=pw",
+                "?password=",
+            ),
+            ("postgresql://app@db/shop?pass%77ord=pw", "?password="),
+            ("postgresql://app@db/shop?sslpassword=pw", "?sslpassword="),
+            ("mysql://root:pw@127.0.0.1:3306/app", "user:password@"),
+        ] {
+            assert_eq!(url_password(url), Some(how), "{url}");
+        }
+        for url in [
+            "postgresql://app@db:5432/shop",
+            "postgresql:///shop?host=/run/pg&user=a@b:c",
+            "postgresql://db:5432/shop?passwordless=1",
+            "s3://bucket/prefix",
+        ] {
+            assert_eq!(url_password(url), None, "{url}");
+        }
     }
 }

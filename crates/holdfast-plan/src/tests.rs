@@ -143,6 +143,27 @@ const BROKEN: &[(&str, &str, &str, usize, &str)] = &[
         "carries a password",
     ),
     (
+        "password in a URL's query",
+        "url_file = \"/etc/holdfast/shop-db.url\"",
+        "url = \"mysql://root@db/shop?ssl-mode=REQUIRED&password=hunter2\"",
+        61,
+        "resource \"shop-db\": the URL carries a password (?password=)",
+    ),
+    (
+        "password in a URL's userinfo",
+        "url_file = \"/etc/holdfast/shop-db.url\"",
+        "url = \"postgresql://app:hunter2@db.example:5432/shop\"",
+        61,
+        "resource \"shop-db\": the URL carries a password (user:password@)",
+    ),
+    (
+        "delete_after that is not a duration, without min_days",
+        "delete_after = \"3y\"",
+        "delete_after = \"bogus\"",
+        40,
+        "category \"configuration_data\": delete_after",
+    ),
+    (
         "vault without secret source",
         "key_file = \"/etc/holdfast/dr.key\"",
         "",

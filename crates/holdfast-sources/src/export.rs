@@ -2,7 +2,8 @@
 //!
 //! An [`ExportsSource`] runs programs one after the other and stores each one's standard
 //! output as a file at the root of the point, streaming (never touching local disk). Secrets
-//! reach the programs through their environment, never their arguments. A program that
+//! reach the programs through their environment, never their arguments, and each program's
+//! environment is scrubbed of holdfast's own secrets first ([`crate::child_env`]). A program that
 //! cannot be started or exits non-zero fails the whole point: the writer's packs may already
 //! be stored, but no manifest is written, so nothing is committed.
 
@@ -17,6 +18,7 @@ use holdfast_engine::tree::Tree;
 use holdfast_engine::writer::BlobWriter;
 use holdfast_engine::{Error, Result};
 
+use crate::child_env::Child;
 use crate::{Captured, Progress, Source};
 
 /// How much of a failing program's standard error is quoted.
@@ -33,6 +35,8 @@ pub struct Export {
     pub args: Vec<String>,
     /// Extra environment (secrets go here).
     pub env: Vec<(String, String)>,
+    /// What kind of program it is: decides what is scrubbed from its environment.
+    pub child: Child,
 }
 
 impl std::fmt::Debug for Export {
@@ -47,10 +51,11 @@ impl std::fmt::Debug for Export {
 }
 
 impl Export {
-    /// A command with its environment, stdin closed.
+    /// A command with its environment (scrubbed of holdfast's secrets), stdin closed.
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args).stdin(Stdio::null());
+        crate::child_env::scrub_for(&mut c, self.child);
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -61,6 +66,8 @@ impl Export {
 /// Run a program to completion and return its standard output (for small queries such as
 /// version checks). Errors name the program and quote its standard error.
 pub fn run_capture(mut cmd: Command, what: &str) -> Result<String> {
+    // A safety net: callers scrub for the program's kind; holdfast's secrets never pass.
+    crate::child_env::for_program(&mut cmd);
     let program = cmd.get_program().to_string_lossy().into_owned();
     let out = cmd
         .stdin(Stdio::null())
@@ -115,6 +122,7 @@ pub fn stream_child(
     name: &str,
     progress: Progress<'_>,
 ) -> Result<ChildRun> {
+    crate::child_env::for_program(&mut cmd);
     let program = cmd.get_program().to_string_lossy().into_owned();
     // The export dies with us: a backup killed mid-stream (kill -9, a stopped daemon job)
     // leaves no program behind. This thread lives until the child ends, as PDEATHSIG needs.

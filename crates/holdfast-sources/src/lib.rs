@@ -6,6 +6,7 @@
 //! files) and the `stdin` stream source, and the file-system restore target.
 
 pub mod cache;
+pub mod child_env;
 pub mod content;
 pub mod export;
 pub mod files;

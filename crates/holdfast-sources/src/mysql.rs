@@ -1,6 +1,8 @@
 //! MariaDB / MySQL, logical: `mariadb-dump` (or `mysqldump`) with `--single-transaction
 //! --routines --events --triggers`, streamed into one recovery point; restore pipes it into
-//! the `mariadb` (or `mysql`) client. The password travels in `MYSQL_PWD`, never in argv.
+//! the `mariadb` (or `mysql`) client. The password travels in `MYSQL_PWD`, never in argv;
+//! each tool's environment is scrubbed of holdfast's own secrets first
+//! ([`crate::child_env::for_mysql`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,6 +10,7 @@ use std::process::Command;
 
 use holdfast_engine::{Error, Result};
 
+use crate::child_env::{self, Child};
 use crate::export::{Export, ExportsSource, run_capture};
 
 /// A MySQL/MariaDB connection without its password.
@@ -125,7 +128,7 @@ pub fn tool(names: &[&str]) -> Result<PathBuf> {
 
 fn client(conn: &MyConn) -> Result<Command> {
     let mut c = Command::new(tool(&["mariadb", "mysql"])?);
-    c.args(conn.args());
+    child_env::for_mysql(&mut c).args(conn.args());
     for (k, v) in conn.env() {
         c.env(k, v);
     }
@@ -146,7 +149,7 @@ pub fn logical_source(conn: &MyConn, databases: &[String]) -> Result<ExportsSour
     let dump_version = run_capture(
         {
             let mut c = Command::new(&dump);
-            c.arg("--version");
+            child_env::for_mysql(&mut c).arg("--version");
             c
         },
         "mysqldump",
@@ -197,6 +200,7 @@ pub fn logical_source(conn: &MyConn, databases: &[String]) -> Result<ExportsSour
             program: dump,
             args,
             env: conn.env(),
+            child: Child::Mysql,
         }],
         facts,
     )

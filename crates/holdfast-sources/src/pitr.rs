@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use holdfast_engine::writer::BlobWriter;
 use holdfast_engine::{Error, Result};
@@ -41,7 +40,10 @@ pub fn valid_wal_name(name: &str) -> bool {
         return hex(t, 24);
     }
     if let Some(t) = name.strip_suffix(".backup") {
-        return t.len() == 33 && hex(&t[..24], 24) && &t[24..25] == "." && hex(&t[25..], 8);
+        // Byte checks: a 33-byte name may split a multi-byte character anywhere.
+        let b = t.as_bytes();
+        let hex_bytes = |s: &[u8]| s.iter().all(u8::is_ascii_hexdigit);
+        return b.len() == 33 && hex_bytes(&b[..24]) && b[24] == b'.' && hex_bytes(&b[25..]);
     }
     false
 }
@@ -148,7 +150,7 @@ impl Source for BaseBackupSource {
         let program = tool("pg_basebackup")?;
         let db = self.conn.database().unwrap_or_else(|| "postgres".into());
         let lsn_before = query(&self.conn, &db, "SELECT pg_current_wal_lsn()")?;
-        let mut cmd = Command::new(&program);
+        let mut cmd = self.conn.command(&program);
         cmd.args([
             "-D",
             "-",
@@ -162,9 +164,6 @@ impl Source for BaseBackupSource {
             "-d",
         ])
         .arg(self.conn.for_db(&db));
-        for (k, v) in self.conn.env() {
-            cmd.env(k, v);
-        }
         let run = crate::export::stream_child(w, cmd, "base.tar", progress)?;
         let (status, err_out) = (
             run.status,
@@ -294,6 +293,12 @@ mod tests {
             "../000000010000000000000003",
             "00000002.historyx",
             "0000000100000000000000",
+            // 33 bytes before .backup, the 24th byte inside a two-byte character: no panic.
+            "00000001000000000000000\u{e9}00000000.backup",
+            "000000010000000000000002\u{e9}0000000.backup",
+            "000000010000000000000002.000000\u{e9}.backup",
+            "0000000100000000000000\u{e9}\u{e9}.partial",
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
         ] {
             assert!(!valid_wal_name(bad), "{bad}");
         }

@@ -2,8 +2,11 @@
 //! --globals-only`, streamed into one recovery point; restore with `pg_restore` in parallel
 //! into a new or empty database.
 //!
-//! Connections are `postgresql://` URLs (including `?host=/socket/dir`). The password is
-//! taken out of the URL and handed to the tools as `PGPASSWORD`, never as an argument.
+//! Connections are `postgresql://` URLs (including `?host=/socket/dir`). The password —
+//! written as userinfo (`user:pw@host`) or as a `?password=` parameter — is taken out of the
+//! URL and handed to the tools as `PGPASSWORD`, never as an argument; a URL with
+//! `sslpassword` (which no environment variable carries) is refused. Each tool's environment
+//! is scrubbed of holdfast's own secrets first ([`crate::child_env::for_postgres`]).
 //! Tools are found in `HOLDFAST_PG_BIN`, on `PATH`, or beside `initdb`.
 
 use std::collections::BTreeMap;
@@ -12,6 +15,7 @@ use std::process::Command;
 
 use holdfast_engine::{Error, Result};
 
+use crate::child_env::{self, Child};
 use crate::export::{Export, ExportsSource, run_capture};
 
 /// A PostgreSQL connection without its password.
@@ -48,7 +52,8 @@ impl PgConn {
                     .query_pairs_mut()
                     .append_pair("user", &percent_decode(user));
             }
-            c.password = pass.or(c.password);
+            // As libpq: a `?password=` parameter overrides the userinfo's.
+            c.password = c.password.or(pass);
             return Ok(c);
         }
         let mut url = url::Url::parse(s).map_err(|e| {
@@ -62,9 +67,23 @@ impl PgConn {
                 url.scheme()
             )));
         }
-        let password = url.password().map(percent_decode);
+        let mut password = url.password().map(percent_decode);
         let _ = url.set_password(None);
+        if let Some(p) = take_query_password(&mut url)? {
+            password = Some(p);
+        }
         Ok(PgConn { url, password })
+    }
+
+    /// A command running the PostgreSQL tool `program` for this connection: the environment
+    /// scrubbed of holdfast's secrets, then `PGPASSWORD` (if any) and a connect timeout.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        child_env::for_postgres(&mut c);
+        for (k, v) in self.env() {
+            c.env(k, v);
+        }
+        c
     }
 
     /// The database named in the URL, if any.
@@ -106,6 +125,36 @@ impl PgConn {
     }
 }
 
+/// Take the `password` parameter out of the URL's query (libpq reads a password there too,
+/// and the URL is handed to the tools as an argument); refuse `sslpassword`.
+fn take_query_password(url: &mut url::Url) -> Result<Option<String>> {
+    let Some(q) = url.query() else {
+        return Ok(None);
+    };
+    let mut kept: Vec<&str> = Vec::new();
+    let mut password = None;
+    for part in q.split('&') {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match percent_decode(k).as_str() {
+            "password" => password = Some(percent_decode(v)),
+            "sslpassword" => {
+                return Err(Error::Input(
+                    "the PostgreSQL URL carries sslpassword, which would reach the tools' command \
+                     line; use a client key without a passphrase, or a connection service file \
+                     (service=NAME in the URL, sslpassword in pg_service.conf)"
+                        .into(),
+                ));
+            }
+            _ => kept.push(part),
+        }
+    }
+    if password.is_some() {
+        let kept = kept.join("&");
+        url.set_query((!kept.is_empty()).then_some(kept.as_str()));
+    }
+    Ok(password)
+}
+
 fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
@@ -144,14 +193,11 @@ pub fn tool(name: &str) -> Result<PathBuf> {
 }
 
 fn psql(conn: &PgConn, db: &str, sql: &str) -> Result<Command> {
-    let mut c = Command::new(tool("psql")?);
+    let mut c = conn.command(&tool("psql")?);
     c.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
         .arg(conn.for_db(db))
         .arg("-c")
         .arg(sql);
-    for (k, v) in conn.env() {
-        c.env(k, v);
-    }
     Ok(c)
 }
 
@@ -192,7 +238,7 @@ pub fn logical_source(conn: &PgConn, databases: &[String]) -> Result<ExportsSour
     let dump_version = run_capture(
         {
             let mut c = Command::new(&pg_dump);
-            c.arg("--version");
+            child_env::for_postgres(&mut c).arg("--version");
             c
         },
         "pg_dump",
@@ -207,6 +253,7 @@ pub fn logical_source(conn: &PgConn, databases: &[String]) -> Result<ExportsSour
             conn.for_db(&admin),
         ],
         env: conn.env(),
+        child: Child::Postgres,
     }];
     for db in &dbs {
         exports.push(Export {
@@ -220,6 +267,7 @@ pub fn logical_source(conn: &PgConn, databases: &[String]) -> Result<ExportsSour
                 conn.for_db(db),
             ],
             env: conn.env(),
+            child: Child::Postgres,
         });
     }
     let mut facts = BTreeMap::new();
@@ -276,15 +324,12 @@ pub fn restore_database(conn: &PgConn, db: &str, dump: &Path, jobs: usize) -> Re
     } else {
         query(conn, &admin, &format!("CREATE DATABASE {}", sql_ident(db)))?;
     }
-    let mut c = Command::new(tool("pg_restore")?);
+    let mut c = conn.command(&tool("pg_restore")?);
     c.args(["--exit-on-error", "--no-owner", "-j"])
         .arg(jobs.max(1).to_string())
         .arg("-d")
         .arg(conn.for_db(db))
         .arg(dump);
-    for (k, v) in conn.env() {
-        c.env(k, v);
-    }
     run_capture(c, &format!("pg_restore into {db}"))?;
     Ok(())
 }
@@ -292,14 +337,11 @@ pub fn restore_database(conn: &PgConn, db: &str, dump: &Path, jobs: usize) -> Re
 /// Apply `globals.sql` (roles, tablespaces); statements that fail because the object
 /// exists are reported, not fatal.
 pub fn restore_globals(conn: &PgConn, globals: &Path) -> Result<String> {
-    let mut c = Command::new(tool("psql")?);
+    let mut c = conn.command(&tool("psql")?);
     c.args(["-X", "-q", "-d"])
         .arg(conn.for_db(&maintenance_db(conn)))
         .arg("-f")
         .arg(globals);
-    for (k, v) in conn.env() {
-        c.env(k, v);
-    }
     let out = c
         .stdin(std::process::Stdio::null())
         .output()
@@ -344,6 +386,41 @@ mod tests {
         );
         assert!(PgConn::parse("mysql://x").is_err());
         assert!(PgConn::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn query_passwords_leave_the_url_too() {
+        let c = PgConn::parse(
+            "postgresql://app@db.example/shop?sslmode=require&password=qu%26ery-pw&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(c.password.as_deref(), Some("qu&ery-pw"));
+        assert_eq!(
+            c.for_db("shop"),
+            "postgresql://app@db.example/shop?sslmode=require&application_name=x"
+        );
+        assert!(!format!("{c:?}").contains("ery-pw"));
+        // Only the password: no query left at all.
+        let c = PgConn::parse("postgresql://app@db/shop?password=only").unwrap();
+        assert_eq!(c.for_db("shop"), "postgresql://app@db/shop");
+        assert_eq!(c.password.as_deref(), Some("only"));
+        // The parameter overrides the userinfo, as in libpq; both leave the URL.
+        let c = PgConn::parse("postgresql://app:old@db/shop?password=new").unwrap();
+        assert_eq!(c.password.as_deref(), Some("new"));
+        assert!(!c.for_db("shop").contains("old") && !c.for_db("shop").contains("new"));
+        // The libpq socket form.
+        let c = PgConn::parse("postgresql://app@/shop?host=/tmp/pg&password=sock-pw").unwrap();
+        assert_eq!(c.password.as_deref(), Some("sock-pw"));
+        assert_eq!(c.for_db("shop"), "postgresql:///shop?host=/tmp/pg&user=app");
+        let c = PgConn::parse("postgresql://app:ui@/shop?host=/tmp/pg").unwrap();
+        assert_eq!(c.password.as_deref(), Some("ui"));
+        let e = PgConn::parse("postgresql://app@db/shop?sslpassword=k").unwrap_err();
+        assert!(e.to_string().contains("sslpassword"), "{e}");
+        assert!(!e.to_string().contains("=k"), "{e}");
+        // A parameter merely named like it stays.
+        let c = PgConn::parse("postgresql://app@db/shop?passwordless=1").unwrap();
+        assert!(c.password.is_none());
+        assert!(c.for_db("shop").ends_with("?passwordless=1"));
     }
 
     #[test]

@@ -55,6 +55,7 @@ fn backup(vault: &Vault, src: &Path) -> Result<Id> {
         summary: Summary::default(),
         program: "test".into(),
         copied_from: None,
+        stored_ns: None,
     })
 }
 

@@ -117,6 +117,13 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         Ok(())
     }
 
+    fn replace(&self, handle: &Handle, data: &[u8]) -> Result<()> {
+        self.gate("replace", &handle.path())?;
+        self.inner.replace(handle, data)?;
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn read(&self, handle: &Handle) -> Result<Vec<u8>> {
         self.gate("read", &handle.path())?;
         let mut v = self.inner.read(handle)?;

@@ -208,6 +208,10 @@ pub struct ObjectInfo {
     pub name: String,
     /// Its size in bytes.
     pub size: u64,
+    /// When the storage wrote it, Unix nanoseconds, if the backend reports it (local: the
+    /// file's mtime; S3: `Last-Modified`). A writer with create-only credentials cannot
+    /// choose it.
+    pub modified_ns: Option<i64>,
 }
 
 /// The storage of one vault: opaque, create-only objects addressed by [`Handle`].
@@ -236,6 +240,12 @@ pub trait Storage: Send + Sync {
 
     /// Remove an object. Removing a missing object succeeds.
     fn delete(&self, handle: &Handle) -> Result<()>;
+
+    /// Atomically replace an object's bytes (or create it): a reader sees the old or the new
+    /// bytes, never a mix, and the new bytes are durable when this returns. The format uses
+    /// this for exactly one object — `config`, when `holdfast migrate` moves a vault to a new
+    /// format version; every other object is create-only.
+    fn replace(&self, handle: &Handle, data: &[u8]) -> Result<()>;
 
     /// Whether the vault location exists at all (a folder, a bucket). Used to tell
     /// "no vault here" from "empty vault".
@@ -308,6 +318,9 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn delete(&self, handle: &Handle) -> Result<()> {
         (**self).delete(handle)
+    }
+    fn replace(&self, handle: &Handle, data: &[u8]) -> Result<()> {
+        (**self).replace(handle, data)
     }
     fn location_exists(&self) -> Result<bool> {
         (**self).location_exists()

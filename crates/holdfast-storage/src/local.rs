@@ -36,6 +36,13 @@ impl LocalStorage {
     }
 }
 
+/// A file's modification time, Unix nanoseconds.
+fn mtime_ns(m: &fs::Metadata) -> Option<i64> {
+    let t = m.modified().ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_nanos()).ok()
+}
+
 impl Storage for LocalStorage {
     fn location(&self) -> String {
         self.root.display().to_string()
@@ -53,6 +60,12 @@ impl Storage for LocalStorage {
             }
         }
         durable::create_new(&dest, data).map_err(|e| self.err("create", &path, &e))
+    }
+
+    fn replace(&self, handle: &Handle, data: &[u8]) -> Result<()> {
+        let path = handle.path();
+        let dest = self.root.join(&path);
+        durable::replace(&dest, data).map_err(|e| self.err("replace", &path, &e))
     }
 
     fn read(&self, handle: &Handle) -> Result<Vec<u8>> {
@@ -109,6 +122,7 @@ impl Storage for LocalStorage {
                 Ok(m) => out.push(ObjectInfo {
                     name: "config".into(),
                     size: m.len(),
+                    modified_ns: mtime_ns(&m),
                 }),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(self.err("list", "config", &e)),
@@ -136,11 +150,14 @@ impl Storage for LocalStorage {
                 }
                 let name = ent.file_name().to_string_lossy().into_owned();
                 if let Some(name) = crate::name_from_listed(kind, &name) {
-                    let size = ent
+                    let m = ent
                         .metadata()
-                        .map_err(|e| self.err("list", kind.dir(), &e))?
-                        .len();
-                    out.push(ObjectInfo { name, size });
+                        .map_err(|e| self.err("list", kind.dir(), &e))?;
+                    out.push(ObjectInfo {
+                        name,
+                        size: m.len(),
+                        modified_ns: mtime_ns(&m),
+                    });
                 }
             }
         }

@@ -66,6 +66,11 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn replace(&self, handle: &Handle, data: &[u8]) -> Result<()> {
+        self.objects.lock().insert(handle.clone(), data.to_vec());
+        Ok(())
+    }
+
     fn read(&self, handle: &Handle) -> Result<Vec<u8>> {
         self.objects
             .lock()
@@ -112,6 +117,7 @@ impl Storage for MemoryStorage {
             .map(|(h, v)| ObjectInfo {
                 name: h.name.clone(),
                 size: v.len() as u64,
+                modified_ns: None,
             })
             .collect())
     }

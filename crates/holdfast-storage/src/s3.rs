@@ -183,6 +183,10 @@ impl S3Storage {
                 out.push(ObjectInfo {
                     name,
                     size: ent.metadata().content_length(),
+                    modified_ns: ent
+                        .metadata()
+                        .last_modified()
+                        .and_then(|t| i64::try_from(t.into_inner().as_nanosecond()).ok()),
                 });
             }
         }
@@ -228,6 +232,16 @@ impl Storage for S3Storage {
             Ok(_) => Ok(()),
             Err(e) => Err(self.err("create", &path, e)),
         }
+    }
+
+    fn replace(&self, handle: &Handle, data: &[u8]) -> Result<()> {
+        // A plain PUT: atomic on S3 (readers see the old or the new object). With Object
+        // Lock the bucket is versioned and the old, retained version stays.
+        let path = handle.path();
+        self.rt
+            .block_on(self.op.write(&path, data.to_vec()))
+            .map(|_| ())
+            .map_err(|e| self.err("replace", &path, e))
     }
 
     fn read(&self, handle: &Handle) -> Result<Vec<u8>> {
@@ -283,6 +297,7 @@ impl Storage for S3Storage {
                 Ok(size) => Ok(vec![ObjectInfo {
                     name: "config".into(),
                     size,
+                    modified_ns: None,
                 }]),
                 Err(e) if e.is_not_found() => Ok(vec![]),
                 Err(e) => Err(e),

@@ -73,6 +73,12 @@ pub fn run(s: &dyn Storage) {
             .kind,
         ErrorKind::AlreadyExists
     );
+    // replace (used only to migrate the config): the new bytes, whole, and still one object
+    s.replace(&cfg, b"config-bytes-v2").expect("replace config");
+    assert_eq!(s.read(&cfg).unwrap(), b"config-bytes-v2");
+    s.replace(&cfg, b"config-bytes")
+        .expect("replace config back");
+    assert_eq!(s.read(&cfg).unwrap(), b"config-bytes");
 
     // listings
     let packs = s.list(Kind::Pack).unwrap();

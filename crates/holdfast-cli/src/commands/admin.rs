@@ -16,6 +16,7 @@ pub fn init(ctx: &Ctx) -> Result<i32> {
     let pass = secrets::new_passphrase(true)?;
     let o = origin();
     let vault = Vault::init(storage, &pass, KdfParams::from_env(), &o)?;
+    secrets::warn_weak_kdf();
     let id = vault.config().id_hex();
     if ctx.json {
         ctx.print_json(&serde_json::json!({"vault_id": id, "location": vault.storage().location(), "key": vault.key_id()}));
@@ -155,6 +156,7 @@ pub fn key_add(ctx: &Ctx, label: &str) -> Result<i32> {
     vault.require_full("adding a key")?;
     let pass = secrets::new_passphrase(false)?;
     let id = vault.add_key(&pass, KdfParams::from_env(), &origin(), label)?;
+    secrets::warn_weak_kdf();
     if ctx.json {
         ctx.print_json(&serde_json::json!({"added": id}));
     } else {
@@ -194,6 +196,7 @@ pub fn key_passwd(ctx: &Ctx) -> Result<i32> {
         .map(|k| k.label)
         .unwrap_or_default();
     let new = vault.add_key(&pass, KdfParams::from_env(), &origin(), &label)?;
+    secrets::warn_weak_kdf();
     vault.storage().delete(&holdfast_storage::Handle::new(
         holdfast_storage::Kind::Key,
         &old,
@@ -213,7 +216,7 @@ pub fn key_passwd(ctx: &Ctx) -> Result<i32> {
 pub fn key_backup_only(ctx: &Ctx, output_path: &std::path::Path) -> Result<i32> {
     let vault = ctx.open()?;
     vault.require_full("creating a write-only key")?;
-    let data = keys::encode_key_file(&vault.key_material().write_only());
+    let data = zeroize::Zeroizing::new(keys::encode_key_file(&vault.key_material().write_only()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

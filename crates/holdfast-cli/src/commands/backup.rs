@@ -17,7 +17,9 @@ use super::{Ctx, origin};
 use crate::cli::BackupArgs;
 use crate::{exit, output};
 
-fn cache_dir() -> Option<std::path::PathBuf> {
+/// The local cache folder (`HOLDFAST_CACHE_DIR`, `$XDG_CACHE_HOME/holdfast`,
+/// `~/.cache/holdfast`).
+pub fn cache_dir() -> Option<std::path::PathBuf> {
     if let Some(d) = std::env::var_os("HOLDFAST_CACHE_DIR") {
         return Some(d.into());
     }
@@ -96,6 +98,7 @@ fn run(
                 program,
                 args,
                 env: vec![],
+                child: holdfast_sources::child_env::Child::Program,
             }],
             facts,
         )?)
@@ -185,9 +188,11 @@ fn run(
 }
 
 /// A connection URL given as itself, as `env:VAR` (read from that environment variable) or
-/// as `file:PATH` (the file's first line) — the latter two keep passwords out of argv.
+/// as `file:PATH` (the file's first line) — the latter two keep passwords out of argv. A
+/// variable read this way holds a secret: no child program sees it.
 pub fn source_url(flag: &str, given: &str) -> Result<String> {
     if let Some(var) = given.strip_prefix("env:") {
+        holdfast_sources::child_env::mark_secret(var);
         return std::env::var(var).map_err(|_| {
             Error::Input(format!(
                 "{flag} env:{var}: the environment variable {var} is not set"
@@ -257,6 +262,7 @@ pub fn commit_point(
         summary,
         program: format!("holdfast {}", env!("CARGO_PKG_VERSION")),
         copied_from: None,
+        stored_ns: None,
     };
     // Commit: from here a prune can no longer declare this run abandoned.
     if let Some(s) = session {

@@ -327,12 +327,19 @@ fn print_prune(ctx: &Ctx, r: &PruneReport) {
             output::size(r.freed_bytes),
             if r.rescued_packs > 0 {
                 format!(
-                    "; kept {} condemned packs that new points need",
+                    "; kept {} condemned packs that points need (no other copy authenticates)",
                     r.rescued_packs
                 )
             } else {
                 String::new()
             }
+        );
+    }
+    if r.forged_locations > 0 {
+        println!(
+            "warning: {} index entries claim blobs that do not authenticate (forged or damaged); \
+             run `holdfast verify --read-data`, then `holdfast repair index` to drop them",
+            r.forged_locations
         );
     }
     for p in &r.pending {
@@ -353,7 +360,7 @@ fn print_prune(ctx: &Ctx, r: &PruneReport) {
     }
 }
 
-pub fn repair_index(ctx: &Ctx) -> Result<i32> {
+pub fn repair_index(ctx: &Ctx, headers_only: bool) -> Result<i32> {
     let vault = ctx.unlock()?;
     let quiet = ctx.quiet || ctx.json;
     let log = |l: &str| {
@@ -361,7 +368,7 @@ pub fn repair_index(ctx: &Ctx) -> Result<i32> {
             eprintln!("holdfast: {l}");
         }
     };
-    let r = repair::repair_index(&vault, &log)?;
+    let r = repair::repair_index(&vault, headers_only, &log)?;
     for d in &r.unreadable {
         eprintln!(
             "holdfast: warning: {} is unreadable ({}); not indexed",
@@ -372,10 +379,17 @@ pub fn repair_index(ctx: &Ctx) -> Result<i32> {
         ctx.print_json(&serde_json::json!(r));
     } else if !ctx.quiet {
         println!(
-            "index rebuilt: {} packs, {} added from their headers, {} missing dropped, {} damaged index objects replaced; wrote {} and deleted {} index objects",
+            "index rebuilt: {} packs{}, {} added from their headers, {} missing dropped, {} forged or damaged records and {} entries dropped, {} damaged index objects replaced; wrote {} and deleted {} index objects",
             r.packs,
+            if r.read_data {
+                " read and authenticated"
+            } else {
+                " (headers only)"
+            },
             r.packs_added,
             r.packs_dropped,
+            r.records_dropped,
+            r.entries_dropped,
             r.damaged_index_objects,
             r.index_written,
             r.index_deleted
@@ -386,4 +400,27 @@ pub fn repair_index(ctx: &Ctx) -> Result<i32> {
     } else {
         exit::DAMAGED
     })
+}
+
+/// `migrate`: convert a vault of the previous format version.
+pub fn migrate(ctx: &Ctx) -> Result<i32> {
+    let locked = holdfast_engine::LockedVault::open_any(ctx.storage()?)?;
+    let from = locked.config().version;
+    let vault = super::unlock_locked(locked, "HOLDFAST")?;
+    let changed = vault.migrate()?;
+    let to = holdfast_engine::config::FORMAT_VERSION;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"from": from, "to": to, "changed": changed}));
+    } else if changed {
+        println!(
+            "vault {} converted from format version {from} to {to}",
+            vault.config().id_hex()
+        );
+    } else if !ctx.quiet {
+        println!(
+            "vault {} is already at format version {to}",
+            vault.config().id_hex()
+        );
+    }
+    Ok(exit::OK)
 }

@@ -28,6 +28,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx::new(&cli);
     match cli.command {
         Command::Init => admin::init(&ctx),
+        Command::Migrate => lifecycle::migrate(&ctx),
         Command::Backup(a) => backup::backup(&ctx, a),
         Command::Points(a) => read::points(&ctx, a),
         Command::Ls(a) => read::ls(&ctx, a),
@@ -44,7 +45,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         },
         Command::Forget(a) => lifecycle::forget(&ctx, a),
         Command::Prune(a) => lifecycle::prune(&ctx, a),
-        Command::Repair(RepairCommand::Index) => lifecycle::repair_index(&ctx),
+        Command::Repair(RepairCommand::Index { headers_only }) => {
+            lifecycle::repair_index(&ctx, headers_only)
+        }
         Command::Copy(a) => copy::copy(&ctx, a),
         Command::Lock(l) => protect::lock(&ctx, l),
         Command::Hold(h) => protect::hold(&ctx, h),
@@ -142,11 +145,19 @@ impl Ctx {
 
 /// Unlock the vault in `storage` with the secret from `PREFIX_*` variables.
 pub fn unlock_at(storage: Arc<dyn Storage>, prefix: &str) -> Result<Vault> {
-    let locked = LockedVault::open(storage)?;
-    Ok(match secrets::unlock_secret_prefixed(prefix)? {
+    unlock_locked(LockedVault::open(storage)?, prefix)
+}
+
+/// Unlock an opened vault with the secret from `PREFIX_*` variables.
+pub fn unlock_locked(locked: LockedVault, prefix: &str) -> Result<Vault> {
+    let mut vault = match secrets::unlock_secret_prefixed(prefix)? {
         Secret::Passphrase(p) => locked.unlock_passphrase(&p)?,
         Secret::KeyFile(m) => locked.unlock_material(m)?,
-    })
+    };
+    if let Some(d) = backup::cache_dir() {
+        vault.set_state_dir(d);
+    }
+    Ok(vault)
 }
 
 /// Start a session on `vault`.

@@ -5,7 +5,9 @@
 //! Problems found: an unreachable vault or missing vault (`holdfast init` not run), a
 //! secret that does not open it, retention that would forget points younger than a lock's
 //! minimum (the lock keeps them: the plan promises a retention the vault will not honour),
-//! retention that keeps points longer than a lock's maximum.
+//! retention that keeps points longer than a lock's maximum, a notification channel whose
+//! `url_env` / `smtp_password_env` variable is not set or whose `url_file` cannot be read (its
+//! alerts would be lost).
 
 use std::sync::Arc;
 
@@ -34,12 +36,16 @@ fn open(ctx: &Ctx, name: &str, v: &holdfast_plan::Vault) -> Result<Vault, String
         .map_err(|e| e.to_string())?;
     let locked = LockedVault::open(Arc::clone(&storage)).map_err(|e| e.to_string())?;
     let unlocked = if let Some(k) = &v.key_file {
-        let data = std::fs::read(k).map_err(|e| format!("key_file {k}: {e}"))?;
+        let data = std::fs::read(k)
+            .map(Zeroizing::new)
+            .map_err(|e| format!("key_file {k}: {e}"))?;
         let m = keys::decode_key_file(&data).map_err(|e| format!("key_file {k}: {e}"))?;
         locked.unlock_material(m)
     } else {
         let pass: Zeroizing<Vec<u8>> = if let Some(f) = &v.passphrase_file {
-            let data = std::fs::read(f).map_err(|e| format!("passphrase_file {f}: {e}"))?;
+            let data = std::fs::read(f)
+                .map(Zeroizing::new)
+                .map_err(|e| format!("passphrase_file {f}: {e}"))?;
             let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]);
             let first = first.strip_suffix(b"\r").unwrap_or(first);
             Zeroizing::new(first.to_vec())
@@ -58,6 +64,62 @@ fn open(ctx: &Ctx, name: &str, v: &holdfast_plan::Vault) -> Result<Vault, String
 }
 
 const DAY_NS: i64 = 86_400_000_000_000;
+
+/// The line of `key = …` inside the table `header`, else `fallback`.
+fn key_line(src: &str, header: &str, key: &str, fallback: usize) -> usize {
+    let Some(start) = src.find(header) else {
+        return fallback;
+    };
+    let body = &src[start..];
+    let end = body[1..].find("\n[").map_or(body.len(), |e| e + 1);
+    body[..end]
+        .lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(fallback, |i| line(src, start) + i)
+}
+
+/// Notification channels whose secret is missing here: every alert would fail to deliver.
+fn check_notifications(src: &str, plan: &Plan, out: &mut Vec<Problem>) {
+    for (name, n) in &plan.notifications {
+        let header = format!("[notifications.{name}]");
+        let fallback = at(src, &n.kind);
+        for (key, var, what) in [
+            ("url_env", &n.url_env, "the webhook URL"),
+            (
+                "smtp_password_env",
+                &n.smtp_password_env,
+                "the SMTP password",
+            ),
+        ] {
+            if let Some(var) = var
+                && std::env::var_os(var).is_none()
+            {
+                out.push(Problem {
+                    line: key_line(src, &header, key, fallback),
+                    message: format!(
+                        "notification {name:?}: {key} {var} is not set in this environment; its alerts cannot be sent"
+                    ),
+                    fix: format!(
+                        "set {var} to {what} where holdfast runs (e.g. in the daemon's unit), or use a file"
+                    ),
+                });
+            }
+        }
+        if let Some(f) = &n.url_file
+            && let Err(e) = std::fs::metadata(f)
+        {
+            out.push(Problem {
+                line: key_line(src, &header, "url_file", fallback),
+                message: format!("notification {name:?}: url_file {f}: {e}"),
+                fix: "create the file with the webhook URL (readable by holdfast only)".into(),
+            });
+        }
+    }
+}
 
 /// The connected checks; problems in line order.
 pub fn check(ctx: &Ctx, src: &str, plan: &Plan) -> Vec<Problem> {
@@ -156,6 +218,7 @@ pub fn check(ctx: &Ctx, src: &str, plan: &Plan) -> Vec<Problem> {
             }
         }
     }
+    check_notifications(src, plan, &mut out);
     out.sort_by_key(|p| p.line);
     out
 }

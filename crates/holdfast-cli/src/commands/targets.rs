@@ -50,6 +50,8 @@ fn to_temp(
 
 /// Pipe a stored file into a command's standard input; fails if it exits non-zero.
 fn pipe_into(vault: &Vault, node: &Node, mut cmd: std::process::Command, what: &str) -> Result<()> {
+    // A safety net: callers scrub for the program's kind; holdfast's secrets never pass.
+    holdfast_sources::child_env::for_program(&mut cmd);
     let program = cmd.get_program().to_string_lossy().into_owned();
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -161,7 +163,7 @@ pub fn restore_to(ctx: &Ctx, a: &RestoreArgs, vault: &Vault) -> Result<i32> {
     let mut restored: Vec<String> = Vec::new();
     if let Some(url) = &a.to_postgres {
         need_kind(&m.source.kind, "postgres", "--to-postgres")?;
-        let conn = postgres::PgConn::parse(url)?;
+        let conn = postgres::PgConn::parse(&super::backup::source_url("--to-postgres", url)?)?;
         let dumps: Vec<(String, &Node)> = files
             .iter()
             .filter_map(|(n, node)| postgres::db_for_file(n).map(|db| (db, node)))
@@ -201,7 +203,7 @@ pub fn restore_to(ctx: &Ctx, a: &RestoreArgs, vault: &Vault) -> Result<i32> {
         }
     } else if let Some(url) = &a.to_mysql {
         need_kind(&m.source.kind, "mysql", "--to-mysql")?;
-        let conn = mysql::MyConn::parse(url)?;
+        let conn = mysql::MyConn::parse(&super::backup::source_url("--to-mysql", url)?)?;
         let node = files
             .get("dump.sql")
             .ok_or_else(|| Error::damaged(format!("point {}", id.short()), "no dump.sql"))?;
@@ -245,7 +247,7 @@ pub fn restore_to(ctx: &Ctx, a: &RestoreArgs, vault: &Vault) -> Result<i32> {
         let (name, node) = files.iter().next().expect("one file");
         let (program, args) = export::split_command(line)?;
         let mut cmd = std::process::Command::new(program);
-        cmd.args(args);
+        holdfast_sources::child_env::for_program(&mut cmd).args(args);
         pipe_into(vault, node, cmd, "restore --to-command")?;
         say(format!("piped {name} into {line}"));
         restored.push(name.clone());

@@ -118,6 +118,157 @@ impl Receiver {
     }
 }
 
+/// One raw HTTP/1.1 exchange: `head` is the request line and headers (without the blank
+/// line), `body` follows it. Returns (status, body); a connection the server closed
+/// without an answer gives status 0.
+pub fn http_raw(port: u16, head: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let _ = s.write_all(format!("{head}\r\n\r\n").as_bytes());
+    let _ = s.write_all(body);
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 8192];
+    loop {
+        match s.read(&mut tmp) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+    (status, body)
+}
+
+/// A metric's value in a Prometheus text exposition (the first sample named `name`).
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (n, v) = l.rsplit_once(' ')?;
+        (n == name).then(|| v.parse().ok())?
+    })
+}
+
+/// Read one HTTP request from `s`; its body (by Content-Length).
+fn read_request(s: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        let n = s.read(&mut tmp).unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                return Some(body[..len].to_string());
+            }
+        }
+    }
+}
+
+/// A webhook on a chosen port that answers the status it is set to, counts every request
+/// and records the JSON bodies it answered with a 2xx; stopped (port closed) when dropped.
+pub struct Webhook {
+    pub port: u16,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Webhook {
+    pub fn start_on(port: u16, status: u16) -> Webhook {
+        use std::sync::atomic::Ordering;
+        let end = Instant::now() + Duration::from_secs(10);
+        let l = loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < end => {
+                    eprintln!("bind {port}: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("cannot bind the webhook port {port}: {e}"),
+            }
+        };
+        l.set_nonblocking(true).unwrap();
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let hits: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let stop: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let (st, h, b, halt) = (status.clone(), hits.clone(), bodies.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !halt.load(Ordering::SeqCst) {
+                let mut s = match l.accept() {
+                    Ok((s, _)) => s,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                };
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let body = read_request(&mut s);
+                let code = st.load(Ordering::SeqCst);
+                h.fetch_add(1, Ordering::SeqCst);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                if (200..300).contains(&code)
+                    && let Some(v) = body.and_then(|t| serde_json::from_str(&t).ok())
+                {
+                    b.lock().unwrap().push(v);
+                }
+            }
+        });
+        Webhook {
+            port,
+            status,
+            hits,
+            bodies,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn set_status(&self, code: u16) {
+        self.status.store(code, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests received (whatever they were answered).
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The JSON bodies answered with a 2xx (delivered notifications).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A running `holdfast daemon`, killed when dropped.
 pub struct Daemon {
     child: Child,
@@ -126,9 +277,29 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(env: &Env, plan: &Path, log: &Path) -> Daemon {
-        let f = std::fs::File::create(log).unwrap();
-        let child = env
-            .std_cmd()
+        Self::start_with_umask(env, plan, log, None)
+    }
+
+    /// [`Daemon::start`] with the daemon's umask set (None: inherited). The log is appended
+    /// to, so a restarted daemon keeps its predecessor's lines.
+    pub fn start_with_umask(env: &Env, plan: &Path, log: &Path, umask: Option<u32>) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut cmd = env.std_cmd();
+        if let Some(mask) = umask {
+            // SAFETY: umask(2) is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
             .args(["daemon", "--plan", plan.to_str().unwrap()])
             .env("HOLDFAST_API_TOKEN", TOKEN)
             .env("HOLDFAST_LOG", "info")
@@ -140,6 +311,23 @@ impl Daemon {
             child,
             log: log.to_path_buf(),
         }
+    }
+
+    /// Wait until the daemon answers `/healthz` on `port` (panics with its log if not).
+    pub fn wait_healthy(&mut self, port: u16) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                panic!("the daemon exited ({s}):\n{}", self.log());
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http(port, "GET", "/healthz", None).0 == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the daemon did not answer /healthz:\n{}", self.log());
     }
 
     pub fn log(&self) -> String {

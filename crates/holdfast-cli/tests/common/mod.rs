@@ -233,3 +233,80 @@ pub fn objects(vault: &str, dir: &str) -> Vec<PathBuf> {
     v.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
     v
 }
+
+/// Write `files` files of `size` pseudo-random bytes (seeded) into `dir`.
+pub fn write_gen(dir: &Path, seed: u64, files: usize, size: usize) {
+    fs::create_dir_all(dir).unwrap();
+    for i in 0..files {
+        fs::write(
+            dir.join(format!("f{i}.bin")),
+            random_bytes(seed * 1000 + i as u64, size),
+        )
+        .unwrap();
+    }
+}
+
+/// Start `holdfast --json backup DIR` and freeze it (SIGSTOP) once its session exists (it has
+/// then loaded, or is loading, the index). Returns the child and the new session's id.
+pub fn frozen_backup(env: &Env, dir: &Path) -> (std::process::Child, String) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let sessions = Path::new(&env.vault).join("sessions");
+    let listed = || -> std::collections::BTreeSet<String> {
+        fs::read_dir(&sessions)
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 40 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .map(|n| n[..32].to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = listed();
+    let child = env
+        .std_cmd()
+        .args(["--json", "backup", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let sid = loop {
+        if let Some(s) = listed().difference(&before).next() {
+            break s.clone();
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGSTOP).unwrap();
+    (child, sid)
+}
+
+/// Let a [`frozen_backup`] go on and wait for it.
+pub fn resume(child: std::process::Child) -> Output {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Back up "bait" data and forget it (a prune will condemn its packs), and return a
+/// directory holding the bait's files (so a backup of it deduplicates against the condemned
+/// packs) plus `large_mib` MiB of new data (so that backup runs long enough to interfere
+/// with).
+pub fn bait(env: &Env, large_mib: usize) -> PathBuf {
+    let bait = env.path("bait");
+    write_gen(&bait, 4242, 4, 1_000_000);
+    let b = env.json(&["backup", bait.to_str().unwrap()]);
+    env.ok(&["forget", &b["point"].as_str().unwrap()[..16]]);
+    let d = env.path("big");
+    fs::create_dir_all(&d).unwrap();
+    for f in fs::read_dir(&bait).unwrap() {
+        let f = f.unwrap().path();
+        fs::copy(&f, d.join(f.file_name().unwrap())).unwrap();
+    }
+    fs::write(d.join("zz-large.bin"), random_bytes(99, large_mib << 20)).unwrap();
+    d
+}

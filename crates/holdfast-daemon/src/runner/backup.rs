@@ -22,7 +22,7 @@ impl Runtime {
         let mut kill = self.kill.subscribe();
         if let Some(h) = &r.pre_hook {
             match exec::run(
-                commands::hook(h.get_ref(), resource, job, "pre", None),
+                commands::hook(plan, h.get_ref(), resource, job, "pre", None),
                 deadline,
                 &mut kill,
             )
@@ -74,7 +74,7 @@ impl Runtime {
                 _ => "failed",
             };
             match exec::run(
-                commands::hook(h.get_ref(), resource, job, "post", Some(state)),
+                commands::hook(plan, h.get_ref(), resource, job, "post", Some(state)),
                 deadline,
                 &mut kill,
             )

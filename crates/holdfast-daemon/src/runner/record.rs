@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{RunReport, Runtime, Try, hostname, humanize, now_ns, rfc3339};
+use crate::catalog::{CatalogError, Closed};
 use crate::job::{JobKind, JobState};
 use crate::notify::{Event, EventKind};
 
@@ -25,8 +26,10 @@ fn subject(resource: &str, vault: &str, kind: JobKind) -> (String, String) {
 }
 
 impl Runtime {
+    /// The event about `resource` (its category and vault from the plan unless `vault` is
+    /// given), stamped now.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn event(
+    pub fn event_for(
         &self,
         kind: EventKind,
         resource: &str,
@@ -35,7 +38,7 @@ impl Runtime {
         job: Option<i64>,
         state: Option<JobState>,
         text: String,
-    ) {
+    ) -> Event {
         let plan = self.plan();
         let category = plan
             .plan
@@ -50,24 +53,71 @@ impl Runtime {
                 .map(|c| c.vault.get_ref().clone())
                 .unwrap_or_default()
         });
-        self.notifier.send(
-            &plan.plan,
-            Event {
-                event: kind,
-                resource: resource.into(),
-                category,
-                vault,
-                condition: condition.into(),
-                job,
-                state: state.map(|s| s.as_str().into()),
-                time: rfc3339(now_ns()),
-                text,
-                host: hostname(),
-            },
-        );
+        Event {
+            event: kind,
+            resource: resource.into(),
+            category,
+            vault,
+            condition: condition.into(),
+            job,
+            state: state.map(|s| s.as_str().into()),
+            time: rfc3339(now_ns()),
+            text,
+            host: hostname(),
+        }
     }
 
-    /// Send a notification about `resource` to the plan's channels.
+    fn queued(&self, e: Option<Event>) {
+        if let Some(e) = e {
+            tracing::info!(event = e.event.as_str(), resource = %e.resource, "{}", e.text);
+            self.notifier.wake();
+        }
+    }
+
+    /// Open the incident (`key`, `condition`), queueing the alert `make` builds for every
+    /// channel that wants it in the same transaction; or count another occurrence (no
+    /// alert). True when it is newly opened.
+    pub fn open_alert(
+        &self,
+        key: &str,
+        condition: &str,
+        now: i64,
+        make: impl FnOnce() -> Event,
+    ) -> Result<bool, CatalogError> {
+        let plan = self.plan();
+        let mut made = None;
+        let opened = self.catalog.open_incident_with(key, condition, now, || {
+            let e = make();
+            let rows = crate::notify::outgoing(&plan.plan, &e);
+            made = Some(e);
+            rows
+        })?;
+        self.queued(made);
+        Ok(opened)
+    }
+
+    /// Close the incident (`key`, `condition`) if one is open, queueing the recovery message
+    /// `make` builds in the same transaction.
+    pub fn close_alert(
+        &self,
+        key: &str,
+        condition: &str,
+        now: i64,
+        make: impl FnOnce(&Closed) -> Event,
+    ) -> Result<Option<Closed>, CatalogError> {
+        let plan = self.plan();
+        let mut made = None;
+        let closed = self.catalog.close_incident_with(key, condition, now, |c| {
+            let e = make(c);
+            let rows = crate::notify::outgoing(&plan.plan, &e);
+            made = Some(e);
+            rows
+        })?;
+        self.queued(made);
+        Ok(closed)
+    }
+
+    /// Queue a notification about `resource` that belongs to no incident.
     pub fn notify(
         &self,
         kind: EventKind,
@@ -76,11 +126,16 @@ impl Runtime {
         job: Option<i64>,
         text: String,
     ) {
-        self.event(kind, resource, None, condition, job, None, text);
+        let e = self.event_for(kind, resource, None, condition, job, None, text);
+        let rows = crate::notify::outgoing(&self.plan().plan, &e);
+        match self.catalog.enqueue(&rows, now_ns()) {
+            Ok(()) => self.queued(Some(e)),
+            Err(err) => tracing::error!("{err}"),
+        }
     }
 
     /// Record how a job ended and notify on a new failure or a recovery (de-duplicated by
-    /// incident).
+    /// incident; the message is queued with the incident's change).
     pub(super) fn outcome(
         &self,
         resource: &str,
@@ -94,14 +149,14 @@ impl Runtime {
         let now = now_ns();
         let (key, name) = subject(resource, vault, kind);
         let v = Some(vault).filter(|v| !v.is_empty());
-        if state.succeeded() {
-            if let Ok(Some(c)) = self.catalog.close_incident(&key, cond) {
+        let result = if state.succeeded() {
+            self.close_alert(&key, cond, now, |c| {
                 let text = format!(
                     "holdfast: {cond} of {name} recovered (job {job}) after {} failed run(s) since {}",
                     c.count,
                     rfc3339(c.opened_ns)
                 );
-                self.event(
+                self.event_for(
                     EventKind::Recovery,
                     resource,
                     v,
@@ -109,26 +164,29 @@ impl Runtime {
                     Some(job),
                     Some(state),
                     text,
-                );
-            }
+                )
+            })
+            .map(|_| ())
         } else if matches!(state, JobState::Failed | JobState::Expired) {
-            match self.catalog.open_incident(&key, cond, now) {
-                Ok(true) => {
-                    let ev = if state == JobState::Expired {
-                        EventKind::Expired
-                    } else {
-                        EventKind::Failure
-                    };
-                    let text = format!(
-                        "holdfast: {cond} of {name} {} (job {job}): {}",
-                        state.as_str(),
-                        message.unwrap_or("no detail")
-                    );
-                    self.event(ev, resource, v, cond, Some(job), Some(state), text);
-                }
-                Ok(false) => {}
-                Err(e) => tracing::error!("{e}"),
-            }
+            self.open_alert(&key, cond, now, || {
+                let ev = if state == JobState::Expired {
+                    EventKind::Expired
+                } else {
+                    EventKind::Failure
+                };
+                let text = format!(
+                    "holdfast: {cond} of {name} {} (job {job}): {}",
+                    state.as_str(),
+                    message.unwrap_or("no detail")
+                );
+                self.event_for(ev, resource, v, cond, Some(job), Some(state), text)
+            })
+            .map(|_| ())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            tracing::error!("{e}");
         }
     }
 
@@ -190,6 +248,13 @@ impl Runtime {
             "{}",
             message.as_deref().unwrap_or("")
         );
+        if matches!(
+            kind,
+            JobKind::Backup | JobKind::Copy | JobKind::Retention | JobKind::Prune
+        ) {
+            // The vault's points may have changed: the next /points request re-reads them.
+            self.points.invalidate(vault);
+        }
         self.outcome(resource, vault, kind, job, state, message.as_deref());
         report
             .jobs

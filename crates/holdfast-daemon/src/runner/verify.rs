@@ -47,10 +47,23 @@ impl Runtime {
         }
     }
 
-    /// Verify `vault` in the background (counted, so a shutdown can wait for it).
+    /// Verify `vault` in the background (counted, so a shutdown can wait for it, and known
+    /// as queued or running until it ends).
     pub fn spawn_verify(self: &Arc<Self>, job: i64, vault: String, start_by: Option<Instant>) {
+        let reg = self.register(super::Work::Verify(vault.clone()), job);
+        self.spawn_verify_registered(job, vault, start_by, reg);
+    }
+
+    pub(super) fn spawn_verify_registered(
+        self: &Arc<Self>,
+        job: i64,
+        vault: String,
+        start_by: Option<Instant>,
+        reg: super::InFlight,
+    ) {
         let rt = self.clone();
         self.track(async move {
+            let _reg = reg;
             rt.run_verify(job, &vault, start_by).await;
         });
     }
