@@ -9,14 +9,13 @@
 //! `holdfast_vault_last_verify_timestamp_seconds`,
 //! `holdfast_vault_last_clean_verify_timestamp_seconds`, `holdfast_vault_verify_ok`.
 //! `holdfast_notifications_pending` (notifications queued in the outbox, not delivered yet),
-//! `holdfast_points_refreshes_total` (`holdfast points` children started for the API since
+//! `holdfast_points_refreshes` (`holdfast points` children started for the API since
 //! the daemon started) and `holdfast_daemon_start_time_seconds`.
 
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -148,8 +147,10 @@ pub fn render(rt: &Runtime, now_ns: i64, started_ns: i64) -> String {
         "Notifications queued in the outbox and not delivered yet (retried with backoff)",
         pending,
     );
-    let refreshes = Counter::<u64>::default();
-    refreshes.inc_by(rt.points.refreshes());
+    // A gauge, not a counter: prometheus-client names a counter's sample `…_total` while its
+    // HELP line names the family, which promtool (Prometheus text format) rejects.
+    let refreshes = Gauge::<i64>::default();
+    refreshes.set(i64::try_from(rt.points.refreshes()).unwrap_or(i64::MAX));
     reg.register(
         "holdfast_points_refreshes",
         "Point-list reads (holdfast points children) started for the API since the daemon started",

@@ -14,7 +14,7 @@
 //!
 //! So the points a job of this daemon saved are listed by the first request after the job;
 //! points written by another host, or by hand, within [`FRESH_FOR`]. The metric
-//! `holdfast_points_refreshes_total` counts the children started.
+//! `holdfast_points_refreshes` counts the children started.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
