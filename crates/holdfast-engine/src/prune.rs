@@ -205,14 +205,13 @@ pub fn prune(
     report.forged_locations = used_in.forged;
     let mut condemned: Vec<(Id, u64)> = Vec::new();
     let mut repack: Vec<(Id, Vec<PackEntry>)> = Vec::new();
-    for (pid, (size, entries)) in &by_pack {
+    for (pid, (_, entries)) in &by_pack {
         if pending_condemned.contains(pid) {
             continue;
         }
         let Some(&stored) = listed.get(pid) else {
             continue; // missing pack: verify reports it; nothing to delete
         };
-        let _ = size;
         let mut seen_blob: HashSet<Id> = HashSet::new();
         let used: Vec<PackEntry> = entries
             .iter()
@@ -387,9 +386,14 @@ impl References {
         if self.confirmed.contains(blob) {
             return Ok(true);
         }
-        let locs = vault.index().locations(blob);
-        for l in locs {
-            let pack = vault.index().packs[l.pack as usize].id;
+        let locs: Vec<(Id, crate::index::BlobLocation)> = {
+            let idx = vault.index();
+            idx.locations(blob)
+                .into_iter()
+                .map(|l| (idx.packs[l.pack as usize].id, l))
+                .collect()
+        };
+        for (pack, l) in locs {
             if condemned.contains(&pack) || !listed.contains_key(&pack) {
                 continue;
             }

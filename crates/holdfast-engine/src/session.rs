@@ -496,14 +496,11 @@ pub fn check_all(storage: &dyn Storage, secret: &SecretKey) -> Result<Vec<(Strin
         }
         let a = assess(storage, secret, st, start.as_ref())?;
         let mut forged = a.forged;
-        if start.is_some() {
+        if let Some(o) = &start {
             // Heartbeats below the authenticated one are not read by `assess`: check them.
             for &n in st.beats.iter().filter(|&&n| n < a.beat) {
                 let name = object_name(&st.sid, n);
-                if let Some(b) = read_opt(storage, &name)?
-                    && let Some(o) = &start
-                    && b != heartbeat_body(&o.key, n)
-                {
+                if read_opt(storage, &name)?.is_some_and(|b| b != heartbeat_body(&o.key, n)) {
                     forged.push(name);
                 }
             }
