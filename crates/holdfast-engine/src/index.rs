@@ -251,6 +251,25 @@ impl Index {
         self.blobs.values()
     }
 
+    /// Every pack with a size (from its first record) and the union of the entries of all
+    /// its records, sorted by offset.
+    pub fn entries_by_pack(&self) -> HashMap<Id, (u64, Vec<PackEntry>)> {
+        let mut m: HashMap<Id, (u64, Vec<PackEntry>)> = HashMap::new();
+        for p in &self.packs {
+            m.entry(p.id).or_insert((p.size, Vec::new()));
+        }
+        for l in self.all_locations() {
+            if let Some(e) = m.get_mut(&self.packs[l.pack as usize].id) {
+                e.1.push(l.entry);
+            }
+        }
+        for (_, es) in m.values_mut() {
+            es.sort_by_key(|e| (e.offset, e.id));
+            es.dedup();
+        }
+        m
+    }
+
     /// Every location of every blob (in no particular order).
     pub fn all_locations(&self) -> impl Iterator<Item = &BlobLocation> {
         self.blobs.values().chain(self.more.values().flatten())

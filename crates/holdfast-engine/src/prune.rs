@@ -184,14 +184,10 @@ pub fn prune(
     report.used_blobs = refs.blobs.len();
 
     let pending_condemned: HashSet<Id> = gc::condemned_packs(vault)?;
-    let listed: HashMap<Id, u64> = storage
-        .list(Kind::Pack)?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
-        .collect();
+    let listed: HashMap<Id, u64> = vault.stored_packs()?;
     // Every record of every pack (nothing an index object says is trusted: any index-key
     // holder can write one, docs/format.md 13.2.3).
-    let by_pack = entries_by_pack(vault);
+    let by_pack = vault.index().entries_by_pack();
     report.packs = by_pack.len();
     report.stored_bytes = by_pack
         .iter()
@@ -484,16 +480,12 @@ fn sweep(
             format!("{}; run `holdfast repair index` before pruning", d.reason),
         ));
     }
-    let listed: HashMap<Id, u64> = storage
-        .list(Kind::Pack)?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
-        .collect();
+    let listed: HashMap<Id, u64> = vault.stored_packs()?;
     // What each condemned pack really holds: every index record of it and its own header
     // (a record may be forged; the header is what its creator wrote). A pack is deleted only
     // if every used blob among these has a location outside the condemned packs that
     // authenticates (read and checked now, unless this process wrote that pack).
-    let by_pack = entries_by_pack(vault);
+    let by_pack = vault.index().entries_by_pack();
     let mut delete: Vec<(Id, u64)> = Vec::new();
     for id in &condemned {
         let Some(&size) = listed.get(id) else {
@@ -569,27 +561,6 @@ fn sweep(
     report.freed_bytes += delete.iter().map(|d| d.1).sum::<u64>();
     gc::remove_notice(&**storage, &p.name)?;
     Ok(())
-}
-
-/// Every pack the loaded index knows, with a size (from its first record) and the union of
-/// the entries of all its records.
-fn entries_by_pack(vault: &Vault) -> HashMap<Id, (u64, Vec<PackEntry>)> {
-    let idx = vault.index();
-    let mut m: HashMap<Id, (u64, Vec<PackEntry>)> = HashMap::new();
-    for p in &idx.packs {
-        m.entry(p.id).or_insert((p.size, Vec::new()));
-    }
-    for l in idx.all_locations() {
-        let p = &idx.packs[l.pack as usize];
-        if let Some(e) = m.get_mut(&p.id) {
-            e.1.push(l.entry);
-        }
-    }
-    for (_, es) in m.values_mut() {
-        es.sort_by_key(|e| (e.offset, e.id));
-        es.dedup();
-    }
-    m
 }
 
 /// Which packs serve the used blobs.

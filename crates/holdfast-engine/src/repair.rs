@@ -66,11 +66,7 @@ pub fn repair_index(
     // before that object, so it is in the listing.
     let (objects, damage, _) = vault.read_index_objects()?;
     report.damaged_index_objects = damage.len();
-    let listed: HashMap<Id, u64> = storage
-        .list(Kind::Pack)?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
-        .collect();
+    let listed: HashMap<Id, u64> = vault.stored_packs()?;
     report.packs = listed.len();
     let mut fingerprints: HashMap<Id, Vec<[u8; 32]>> = HashMap::new();
     for (_, ps) in &objects {

@@ -581,6 +581,16 @@ impl Vault {
         }
     }
 
+    /// The packs in storage (listed now) with their sizes.
+    pub fn stored_packs(&self) -> Result<HashMap<Id, u64>> {
+        Ok(self
+            .storage
+            .list(Kind::Pack)?
+            .into_iter()
+            .filter_map(|o| Id::from_hex(&o.name).map(|id| (id, o.size)))
+            .collect())
+    }
+
     /// Read a pack's header with two range reads (trailer, then header): its wrapped key and
     /// entries. `Ok(None)` when the pack is gone or its header does not authenticate or
     /// decode (such a pack cannot serve any point).

@@ -182,14 +182,14 @@ pub fn verify(
             .filter(|p| opts.reads(&p.id))
             .collect();
         report.packs_read = to_read.len();
-        let by_pack = entries_by_pack(vault);
+        let by_pack = vault.index().entries_by_pack();
         let results: Vec<Result<PackCheck>> = to_read
             .par_iter()
             .map(|p| {
                 check_pack(
                     vault,
                     &p.id,
-                    by_pack.get(&p.id).map(Vec::as_slice).unwrap_or(&[]),
+                    by_pack.get(&p.id).map_or(&[][..], |(_, es)| es.as_slice()),
                     progress,
                 )
             })
@@ -286,22 +286,6 @@ pub fn verify(
         report.index_needs_repair = true;
     }
     Ok(report)
-}
-
-/// The index's entries of every pack, computed once.
-fn entries_by_pack(vault: &Vault) -> HashMap<Id, Vec<pack::PackEntry>> {
-    let idx = vault.index();
-    let mut m: HashMap<Id, Vec<pack::PackEntry>> = HashMap::new();
-    for l in idx.all_locations() {
-        m.entry(idx.packs[l.pack as usize].id)
-            .or_default()
-            .push(l.entry);
-    }
-    for es in m.values_mut() {
-        es.sort_by_key(|e| (e.offset, e.id));
-        es.dedup();
-    }
-    m
 }
 
 /// Blobs read, damage found, bad blob ids of one pack, and whether its header disagrees
