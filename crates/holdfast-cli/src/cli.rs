@@ -567,10 +567,33 @@ pub enum KeyCommand {
     },
     /// Change the passphrase of the key in use.
     Passwd,
-    /// Write a write-only (backup-only) key file: can add points, cannot read or delete.
+    /// Write a write-only (backup-only) key file: can add points, cannot read or delete. It
+    /// carries a new writer identity: every point it writes is signed and names it.
     CreateBackupOnly {
         /// The key file to create (mode 0600; never overwritten).
         #[arg(long)]
         output: PathBuf,
+        /// The writer's name, shown with every point it writes (e.g. the backup host's name;
+        /// default `writer-` and the first digits of its id).
+        #[arg(long)]
+        label: Option<String>,
+        /// A resource the writer may write (`*` matches anything; repeat for more). Points it
+        /// claims for other resources are not trusted. Default: any resource.
+        #[arg(long = "resource", value_name = "PATTERN")]
+        resources: Vec<String>,
+    },
+    /// List the writer identities issued by create-backup-only, and their quarantines.
+    Writers,
+    /// Quarantine a writer (a compromised backup host): its points stored since --since are
+    /// no longer trusted (never `latest`; reported by verify). Cannot be lifted.
+    Quarantine {
+        /// Writer id prefix or label.
+        writer: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        /// Distrust its points stored from this time (RFC 3339; default: all of them).
+        #[arg(long)]
+        since: Option<String>,
     },
 }

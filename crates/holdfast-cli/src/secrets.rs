@@ -13,7 +13,7 @@ pub enum Secret {
     /// A passphrase.
     Passphrase(Zeroizing<Vec<u8>>),
     /// Key material from a key file.
-    KeyFile(KeyMaterial),
+    KeyFile(Box<KeyMaterial>),
 }
 
 fn trim_newline(v: Vec<u8>) -> Zeroizing<Vec<u8>> {
@@ -100,7 +100,7 @@ pub fn unlock_secret_prefixed(prefix: &str) -> Result<Secret> {
             let m = keys::decode_key_file(&data).map_err(|e| {
                 Error::Input(format!("{}: {e}", std::path::Path::new(&p).display()))
             })?;
-            return Ok(Secret::KeyFile(m));
+            return Ok(Secret::KeyFile(Box::new(m)));
         }
         let (v, f, c) = (
             format!("{prefix}_PASSPHRASE"),
@@ -123,7 +123,7 @@ pub fn unlock_secret_prefixed(prefix: &str) -> Result<Secret> {
         let data = read_secret_file(&p)?;
         let m = keys::decode_key_file(&data)
             .map_err(|e| Error::Input(format!("{}: {e}", std::path::Path::new(&p).display())))?;
-        return Ok(Secret::KeyFile(m));
+        return Ok(Secret::KeyFile(Box::new(m)));
     }
     if let Some(p) = from_env(
         "HOLDFAST_PASSPHRASE",

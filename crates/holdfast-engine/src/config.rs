@@ -5,9 +5,9 @@
 use crate::wire::{Reader, WireError, Writer};
 
 /// The vault format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
-/// The one older version this build can convert (`holdfast migrate`) but not otherwise use.
-pub const MIGRATABLE_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 4;
+/// The older versions this build can convert (`holdfast migrate`) but not otherwise use.
+pub const MIGRATABLE_VERSIONS: [u32; 2] = [2, 3];
 const MAGIC: &[u8; 4] = b"HFVT";
 
 /// Chunking, packing and compression parameters of a vault.
@@ -80,7 +80,7 @@ impl VaultConfig {
             return Err(WireError("not a holdfast vault config".into()));
         }
         let version = r.u32()?;
-        if version != FORMAT_VERSION && version != MIGRATABLE_VERSION {
+        if version != FORMAT_VERSION && !MIGRATABLE_VERSIONS.contains(&version) {
             return Err(WireError(format!(
                 "format version {version} (this holdfast reads {FORMAT_VERSION})"
             )));

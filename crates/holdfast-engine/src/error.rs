@@ -62,6 +62,24 @@ pub enum Error {
         /// The refused operation.
         operation: String,
     },
+    /// A write-only key made before format version 4 has no writer identity, so it cannot
+    /// sign the points it would write (a [`ErrorKind::KeyDenied`]).
+    #[error(
+        "this write-only key has no writer identity, and a format-4 vault stores only signed \
+         recovery points"
+    )]
+    NoWriterIdentity,
+    /// A writer identity issued for some resources only was asked to write another (a
+    /// [`ErrorKind::KeyDenied`]).
+    #[error("this key (writer {writer:?}) may write only {scope}, not resource {resource:?}")]
+    OutOfScope {
+        /// The writer's label.
+        writer: String,
+        /// Its resource patterns, joined.
+        scope: String,
+        /// The refused resource.
+        resource: String,
+    },
     /// See [`ErrorKind::Damaged`].
     #[error("{object} is damaged: {reason}")]
     Damaged {
@@ -118,7 +136,9 @@ impl Error {
             Error::NoVault { .. } => ErrorKind::NoVault,
             Error::VaultExists { .. } => ErrorKind::VaultExists,
             Error::WrongKey { .. } => ErrorKind::WrongKey,
-            Error::KeyDenied { .. } => ErrorKind::KeyDenied,
+            Error::KeyDenied { .. } | Error::NoWriterIdentity | Error::OutOfScope { .. } => {
+                ErrorKind::KeyDenied
+            }
             Error::Damaged { .. } => ErrorKind::Damaged,
             Error::Storage(e) => match e.kind {
                 StorageKind::Transient => ErrorKind::Unreachable,
@@ -140,6 +160,18 @@ impl Error {
 
     /// What the user can do about it.
     pub fn hint(&self) -> &'static str {
+        match self {
+            Error::NoWriterIdentity => {
+                return "make a new key file on a host with the full key (`holdfast key \
+                        create-backup-only --label HOST --output FILE`) and replace this one \
+                        with it";
+            }
+            Error::OutOfScope { .. } => {
+                return "back up under a resource name the key was issued for (see `holdfast \
+                        key writers`), or issue a key for this one";
+            }
+            _ => {}
+        }
         match self.kind() {
             ErrorKind::NoVault => {
                 "check --vault / HOLDFAST_VAULT, or create one with `holdfast init`"

@@ -16,6 +16,7 @@
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::crypto::{CryptoError, PublicKey, SecretKey, SymKey};
+use crate::identity::{Signer, WriterCredential};
 use crate::wire::{Reader, WireError, Writer};
 
 /// What a key may do.
@@ -39,6 +40,10 @@ pub struct KeyMaterial {
     #[zeroize(skip)]
     pub(crate) public: [u8; 32],
     pub(crate) secret: Option<SecretKey>,
+    /// A write-only key's writer identity (docs/format.md 5.6); `None` in full keys and in
+    /// write-only keys made before format version 4.
+    #[zeroize(skip)]
+    pub(crate) writer: Option<WriterCredential>,
 }
 
 const MATERIAL_VERSION: u8 = 1;
@@ -54,6 +59,7 @@ impl KeyMaterial {
             chunker_seed: u64::from_le_bytes(crate::crypto::random_bytes()),
             public: secret.public().0,
             secret: Some(secret),
+            writer: None,
         }
     }
 
@@ -66,11 +72,60 @@ impl KeyMaterial {
         }
     }
 
-    /// The same material without the X25519 secret.
+    /// The same material without the X25519 secret (and without a writer identity: such a
+    /// key cannot write to a format-4 vault; see [`KeyMaterial::issue_writer`]).
     pub fn write_only(&self) -> KeyMaterial {
         let mut m = self.clone();
         m.secret = None;
+        m.writer = None;
         m
+    }
+
+    /// A write-only key with a new writer identity (docs/format.md 5.6), certified by this
+    /// full key: `label` names the writer (usually its host), `scope` lists the resource
+    /// patterns it may write (`*` wildcards; empty = any). `None` for a write-only key.
+    pub fn issue_writer(
+        &self,
+        label: &str,
+        scope: Vec<String>,
+        created: i64,
+    ) -> Option<Result<KeyMaterial, WireError>> {
+        let owner = self.owner_signing()?;
+        Some(
+            WriterCredential::issue(&owner, &self.vault_id, label, scope, created).map(|c| {
+                let mut m = self.write_only();
+                m.writer = Some(c);
+                m
+            }),
+        )
+    }
+
+    /// The writer identity of a write-only key.
+    pub fn writer(&self) -> Option<&WriterCredential> {
+        self.writer.as_ref()
+    }
+
+    /// The owner's verifying key (full keys only): what point signatures and writer
+    /// certificates are checked against (docs/format.md 5.6).
+    pub fn owner_verifying_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        self.owner_signing().map(|k| k.verifying_key())
+    }
+
+    /// The owner's signing key (full keys only).
+    pub(crate) fn owner_signing(&self) -> Option<ed25519_dalek::SigningKey> {
+        self.secret
+            .as_ref()
+            .map(|s| crate::identity::owner_signing_key(&s.0))
+    }
+
+    /// Who signs what this key writes: the owner (full key), its writer identity, or nobody
+    /// (a write-only key from before format version 4).
+    pub fn signer(&self) -> Option<Signer<'_>> {
+        match (self.owner_signing(), &self.writer) {
+            (Some(k), _) => Some(Signer::Owner(Box::new(k))),
+            (None, Some(c)) => Some(Signer::Writer(c)),
+            (None, None) => None,
+        }
     }
 
     /// The vault this material belongs to.
@@ -103,9 +158,10 @@ impl KeyMaterial {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(MATERIAL_VERSION);
-        w.u8(match self.kind() {
-            KeyKind::Full => 0,
-            KeyKind::WriteOnly => 1,
+        w.u8(match (self.kind(), &self.writer) {
+            (KeyKind::Full, _) => 0,
+            (KeyKind::WriteOnly, None) => 1,
+            (KeyKind::WriteOnly, Some(_)) => 2,
         });
         w.raw(&self.vault_id);
         w.raw(&self.id_key);
@@ -114,6 +170,9 @@ impl KeyMaterial {
         w.raw(&self.public);
         if let Some(s) = &self.secret {
             w.raw(&s.0);
+        }
+        if let Some(c) = &self.writer {
+            c.encode(&mut w);
         }
         w.into_inner()
     }
@@ -131,9 +190,10 @@ impl KeyMaterial {
         let index_key = SymKey(r.array()?);
         let chunker_seed = r.u64()?;
         let public = r.array()?;
-        let secret = match kind {
-            0 => Some(SecretKey(r.array()?)),
-            1 => None,
+        let (secret, writer) = match kind {
+            0 => (Some(SecretKey(r.array()?)), None),
+            1 => (None, None),
+            2 => (None, Some(WriterCredential::decode(&mut r)?)),
             k => return Err(WireError(format!("unknown key kind {k}"))),
         };
         r.finish()?;
@@ -149,6 +209,7 @@ impl KeyMaterial {
             chunker_seed,
             public,
             secret,
+            writer,
         })
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::id::Id;
+use crate::identity::Attribution;
 
 /// Counters of one backup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +85,10 @@ pub struct Manifest {
     /// (not stored in the manifest: the writer cannot choose it).
     #[serde(skip)]
     pub stored_ns: Option<i64>,
+    /// Who signed the point, as its envelope shows (set when a full key reads it; not part
+    /// of the JSON: docs/format.md 11.4).
+    #[serde(skip)]
+    pub attribution: Attribution,
 }
 
 /// The origin of a copied point.
@@ -132,6 +137,7 @@ mod tests {
                 program: "holdfast".into(),
                 copied_from: None,
                 stored_ns: None,
+                attribution: Attribution::Unsigned,
             };
             prop_assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
         }

@@ -117,6 +117,13 @@ pub struct Protection {
     /// The change that produced this state (absent for the empty initial state).
     #[serde(default)]
     pub event: Option<Event>,
+    /// Writer identities issued by `key backup-only`, and their quarantines (13.5).
+    #[serde(default)]
+    pub writers: Vec<crate::trust::WriterRecord>,
+    /// Set by the migration to format 4: unsigned points stored before this time (Unix
+    /// nanoseconds) are trusted; any other unsigned point is not (13.5).
+    #[serde(default)]
+    pub unsigned_before_ns: Option<i64>,
 }
 
 fn name(seq: u64) -> String {
@@ -546,6 +553,7 @@ mod tests {
             program: "t".into(),
             copied_from: None,
             stored_ns: None,
+            attribution: Default::default(),
         };
         let mut st = Protection {
             lock: Some(lock(LockMode::Governance, "5d", None)),
@@ -573,7 +581,8 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn records_round_trip(min in "[1-9][0-9]{0,2}d", holds in 0usize..4, seq in 0u64..1000) {
+        fn records_round_trip(min in "[1-9][0-9]{0,2}d", holds in 0usize..4, seq in 0u64..1000,
+                              writers in 0usize..3, since in proptest::option::of(proptest::num::i64::ANY)) {
             let p = Protection {
                 version: 1,
                 seq,
@@ -582,6 +591,13 @@ mod tests {
                     name: format!("h{i}"), resource: None, from_ns: Some(i as i64), to_ns: None,
                     reason: "r".into(), created_ns: 1, by: "u@h".into() }).collect(),
                 event: Some(Event { time_ns: 3, by: "u@h".into(), action: "x".into() }),
+                writers: (0..writers).map(|i| crate::trust::WriterRecord {
+                    id: format!("{i:032x}"), label: format!("w{i}"), scope: vec!["db:*".into()],
+                    created_ns: 5, by: "u@h".into(),
+                    quarantine: (i == 1).then(|| crate::trust::Quarantine {
+                        since_ns: 9, reason: "r".into(), at_ns: 10, by: "u@h".into() }),
+                }).collect(),
+                unsigned_before_ns: since,
             };
             let json = serde_json::to_vec(&p).expect("json");
             let back: Protection = serde_json::from_slice(&json).expect("parse");

@@ -12,6 +12,7 @@ use crate::config::{self, VaultConfig};
 use crate::crypto::{self, DataKey, SecretKey};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::identity;
 use crate::index::{self, Index};
 use crate::keys::{self, KdfParams, KeyInfo, KeyKind, KeyMaterial, OpenKeyError};
 use crate::pack::{self, BlobType};
@@ -101,13 +102,13 @@ impl LockedVault {
     /// previous format version is refused with the command that converts it.
     pub fn open(storage: Arc<dyn Storage>) -> Result<LockedVault> {
         let v = Self::open_any(storage)?;
-        if v.config.version == config::MIGRATABLE_VERSION {
+        if config::MIGRATABLE_VERSIONS.contains(&v.config.version) {
             return Err(Error::Unsupported(format!(
                 "the vault at {} has format version {} (this holdfast uses {}): run `holdfast \
                  migrate` with the full key to convert it, after stopping every older holdfast \
                  that uses it",
                 v.storage.location(),
-                config::MIGRATABLE_VERSION,
+                v.config.version,
                 config::FORMAT_VERSION
             )));
         }
@@ -268,20 +269,26 @@ impl Vault {
         })
     }
 
-    /// Convert a vault of format version 2 to version 3 (full key). The objects of both
-    /// versions have the same bytes except session markers, which version 3 authenticates
-    /// (docs/format.md 13.2.1); so every session still open is first declared abandoned (a
-    /// version-2 backup still running then fails at its commit claim and stores nothing), and
-    /// then the config is rewritten with the new version number — the only object holdfast
-    /// ever overwrites. Returns whether anything changed. Refuses while a version-2 session
-    /// has claimed commit without ending (a backup writing its manifest right now).
+    /// Convert a vault of format version 2 or 3 to version 4 (full key; docs/format.md 16).
+    ///
+    /// From version 2: the objects of both versions have the same bytes except session
+    /// markers, which version 3 authenticates (13.2.1); so every session still open is first
+    /// declared abandoned (a version-2 backup still running then fails at its commit claim and
+    /// stores nothing). Refuses while a version-2 session has claimed commit without ending (a
+    /// backup writing its manifest right now).
+    ///
+    /// To version 4 (signed manifests, 11.4): a protection record notes the time from which
+    /// unsigned points are no longer trusted (13.5) — the points already there stay trusted.
+    ///
+    /// Last, the config is rewritten with the new version number — the only object holdfast
+    /// ever overwrites. Returns whether anything changed.
     pub fn migrate(&self) -> Result<bool> {
         let secret = self.require_full("migrate")?;
         if self.config.version == config::FORMAT_VERSION {
             return Ok(false);
         }
         for st in crate::session::list(&*self.storage)?.values() {
-            if st.ended {
+            if st.ended || self.config.version != 2 {
                 continue;
             }
             let claim = Handle::new(
@@ -299,6 +306,18 @@ impl Vault {
             // commit claim, so this always takes or keeps the slot: it can never commit.
             crate::session::abandon(&*self.storage, secret, &st.sid, None)?;
         }
+        let now = jiff::Timestamp::now().as_nanosecond() as i64;
+        let by = format!("holdfast migrate (format {})", self.config.version);
+        crate::protect::update(self, &by, now, |cur| {
+            let mut next = cur.clone();
+            // A rerun after a crash keeps the first time: unsigned points that arrived since
+            // may come from an old writer still running, or from a forger.
+            next.unsigned_before_ns = Some(cur.unsigned_before_ns.unwrap_or(now));
+            Ok((
+                next,
+                "format 4: unsigned points stored from now on are not trusted".into(),
+            ))
+        })?;
         let mut cfg = self.config.clone();
         cfg.version = config::FORMAT_VERSION;
         let bytes = cfg.encode_for(&self.keys.index_key);
@@ -641,9 +660,14 @@ impl Vault {
         Tree::decode(&data).map_err(|e| Error::damaged(format!("tree {}", id.short()), e))
     }
 
-    /// Seal and store a manifest; returns the point id.
+    /// Sign, seal and store a manifest; returns the point id. The signature is the owner's
+    /// (full key) or the key's writer identity (docs/format.md 11.4); a write-only key without
+    /// one cannot write points.
     pub fn save_point(&self, m: &Manifest) -> Result<Id> {
-        let sealed = crypto::seal_to(&self.keys.public_key(), point::AAD, &m.to_json());
+        self.may_write(&m.resource)?;
+        let signer = self.keys.signer().ok_or(Error::NoWriterIdentity)?;
+        let plain = identity::seal_manifest(&m.to_json(), &self.keys.vault_id, &signer);
+        let sealed = crypto::seal_to(&self.keys.public_key(), point::AAD, &plain);
         let id = Id::of_stored(&sealed);
         match self
             .storage
@@ -655,7 +679,21 @@ impl Vault {
         }
     }
 
-    /// Read one manifest.
+    /// Whether this key may write points of `resource`: a writer identity issued for some
+    /// resources only (`key create-backup-only --resource`) refuses the others up front,
+    /// since readers would not trust such a point (docs/format.md 13.5).
+    pub fn may_write(&self, resource: &str) -> Result<()> {
+        match self.keys.writer() {
+            Some(w) if !w.certificate().allows(resource) => Err(Error::OutOfScope {
+                writer: w.certificate().label.clone(),
+                scope: w.certificate().scope.join(", "),
+                resource: resource.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Read one manifest and who signed it ([`Manifest::attribution`]).
     pub fn load_point(&self, id: &Id) -> Result<Manifest> {
         let secret = self.require_full("reading recovery points")?;
         let h = Handle::new(Kind::Point, id.to_hex());
@@ -665,7 +703,12 @@ impl Vault {
         }
         let plain = crypto::open_sealed(secret, point::AAD, &data)
             .map_err(|e| Error::damaged(h.path(), e))?;
-        Manifest::from_json(&plain).map_err(|e| Error::damaged(h.path(), e))
+        let owner = identity::owner_signing_key(&secret.0).verifying_key();
+        let (json, attribution) = identity::open_manifest(&plain, &self.keys.vault_id, &owner)
+            .map_err(|e| Error::damaged(h.path(), e))?;
+        let mut m = Manifest::from_json(json).map_err(|e| Error::damaged(h.path(), e))?;
+        m.attribution = attribution;
+        Ok(m)
     }
 
     /// All recovery points, oldest first, and the manifests that could not be read.
@@ -700,20 +743,46 @@ impl Vault {
         Ok((points, damage))
     }
 
-    /// Resolve `latest`, `latest:RESOURCE` or an id prefix to one point.
+    /// Resolve `latest`, `latest:RESOURCE` or an id prefix to one point. `latest` is the
+    /// newest *trusted* point ([`crate::trust`]); the newer untrusted ones it passes over are
+    /// logged as warnings. An id prefix selects any point.
     pub fn find_point(&self, spec: &str) -> Result<(Id, Manifest)> {
         let (points, _) = self.list_points()?;
-        if spec == "latest" {
-            return points
-                .into_iter()
-                .last()
-                .ok_or_else(|| Error::Input("the vault has no recovery points".into()));
-        }
-        if let Some(res) = spec.strip_prefix("latest:") {
-            return points
-                .into_iter()
-                .rfind(|(_, m)| m.resource == res)
-                .ok_or_else(|| Error::Input(format!("no recovery point of resource {res:?}")));
+        let latest = if spec == "latest" {
+            Some(None)
+        } else {
+            spec.strip_prefix("latest:").map(Some)
+        };
+        if let Some(resource) = latest {
+            let state = crate::protect::current(self)?;
+            let now = jiff::Timestamp::now().as_nanosecond() as i64;
+            let mut passed_over = 0usize;
+            for (id, m) in points.into_iter().rev() {
+                if resource.is_some_and(|r| m.resource != r) {
+                    continue;
+                }
+                match crate::trust::concern(&m, &state, now) {
+                    None => return Ok((id, m)),
+                    Some(why) => {
+                        passed_over += 1;
+                        tracing::warn!(
+                            "passing over point {} as {spec}: {why} (name it by id to use it)",
+                            id.short()
+                        )
+                    }
+                }
+            }
+            let what = match resource {
+                None => "the vault has no".to_string(),
+                Some(r) => format!("no recovery point of resource {r:?}: it has no"),
+            };
+            return Err(Error::Input(match (resource, passed_over) {
+                (None, 0) => "the vault has no recovery points".into(),
+                (Some(r), 0) => format!("no recovery point of resource {r:?}"),
+                (_, n) => format!(
+                    "{what} trusted recovery point ({n} untrusted passed over; see `holdfast points`, name one by id to use it)"
+                ),
+            }));
         }
         let spec_l = spec.to_ascii_lowercase();
         if spec_l.is_empty() || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -796,6 +865,9 @@ impl Vault {
         &self,
         info: &crate::session::SessionInfo,
     ) -> Result<crate::session::Session> {
+        if self.keys.signer().is_none() {
+            return Err(Error::NoWriterIdentity);
+        }
         crate::session::Session::start(self.storage.clone(), &self.keys.public_key(), info)
     }
 

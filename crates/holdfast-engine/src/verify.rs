@@ -65,12 +65,34 @@ pub struct Report {
     pub affected: Vec<Affected>,
     /// Whether rebuilding the index (`repair index`) would help.
     pub index_needs_repair: bool,
+    /// Points that are not trusted (docs/format.md 13.5): forged or missing signatures,
+    /// resources outside their writer's scope, future times, quarantined writers.
+    pub untrusted: Vec<Untrusted>,
+}
+
+/// A point `verify` does not trust.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Untrusted {
+    /// Point id.
+    pub point: String,
+    /// The resource it claims.
+    pub resource: String,
+    /// Who signed it (`owner`, a writer's label, `unsigned`, `FORGED`).
+    pub writer: String,
+    /// Why it is not trusted.
+    pub concern: crate::trust::Concern,
 }
 
 impl Report {
-    /// Whether nothing is wrong.
+    /// Whether nothing is wrong. Points of a quarantined writer are reported but do not
+    /// fail a verify: the quarantine is the owner's answer to them.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty() && self.affected.is_empty()
+        self.problems.is_empty()
+            && self.affected.is_empty()
+            && self
+                .untrusted
+                .iter()
+                .all(|u| u.concern.kind == crate::trust::ConcernKind::Quarantined)
     }
 }
 
@@ -233,6 +255,19 @@ pub fn verify(
             paths: vec!["(manifest unreadable)".into()],
         });
         report.problems.push(d);
+    }
+    // A damaged protection chain is reported by check_markers; judge trust without it.
+    let state = crate::protect::current(vault).unwrap_or_default();
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    for (id, m) in &points {
+        if let Some(concern) = crate::trust::concern(m, &state, now) {
+            report.untrusted.push(Untrusted {
+                point: id.to_hex(),
+                resource: m.resource.clone(),
+                writer: m.attribution.name().to_string(),
+                concern,
+            });
+        }
     }
     let mut reported_trees: HashSet<String> = HashSet::new();
     for (id, m) in &points {
@@ -427,6 +462,17 @@ pub fn damaged_error(report: &Report) -> Error {
         format!("{} object(s)", report.problems.len())
     };
     let mut why = format!("{} recovery point(s) affected", report.affected.len());
+    let untrusted = report
+        .untrusted
+        .iter()
+        .filter(|u| u.concern.kind != crate::trust::ConcernKind::Quarantined)
+        .count();
+    if untrusted > 0 {
+        why.push_str(&format!(
+            ", {untrusted} untrusted (forged, unsigned, out of scope or future-dated; \
+             `holdfast points` shows why)"
+        ));
+    }
     if report.index_needs_repair {
         why.push_str("; run `holdfast repair index`");
     }

@@ -56,6 +56,7 @@ fn backup(vault: &Vault, src: &Path) -> Result<Id> {
         program: "test".into(),
         copied_from: None,
         stored_ns: None,
+        attribution: Default::default(),
     })
 }
 

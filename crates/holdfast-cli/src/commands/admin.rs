@@ -95,6 +95,15 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
                 println!("  {p}");
             }
         }
+        for u in &report.untrusted {
+            println!(
+                "untrusted point {} ({}, written by {}): {}",
+                &u.point[..u.point.len().min(8)],
+                u.resource,
+                u.writer,
+                u.concern
+            );
+        }
         if report.index_needs_repair {
             println!("the index needs repair: run `holdfast repair index`");
         }
@@ -213,10 +222,34 @@ pub fn key_passwd(ctx: &Ctx) -> Result<i32> {
     Ok(exit::OK)
 }
 
-pub fn key_backup_only(ctx: &Ctx, output_path: &std::path::Path) -> Result<i32> {
+pub fn key_backup_only(
+    ctx: &Ctx,
+    output_path: &std::path::Path,
+    label: Option<String>,
+    scope: Vec<String>,
+) -> Result<i32> {
     let vault = ctx.open()?;
     vault.require_full("creating a write-only key")?;
-    let data = zeroize::Zeroizing::new(keys::encode_key_file(&vault.key_material().write_only()));
+    let now = super::now_ns();
+    let issue = |label: &str| {
+        vault
+            .key_material()
+            .issue_writer(label, scope.clone(), now.div_euclid(1_000_000_000))
+            .ok_or_else(|| Error::KeyDenied {
+                operation: "creating a write-only key".into(),
+            })?
+            .map_err(|e| Error::Input(e.to_string()))
+    };
+    let label = label.unwrap_or_else(|| {
+        let r: [u8; 4] = holdfast_engine::crypto::random_bytes();
+        format!("writer-{}", hex::encode(r))
+    });
+    let material = issue(&label)?;
+    let cert = material
+        .writer()
+        .map(|w| w.certificate().clone())
+        .ok_or_else(|| Error::Input("the new key has no writer identity".into()))?;
+    let data = zeroize::Zeroizing::new(keys::encode_key_file(&material));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -226,12 +259,109 @@ pub fn key_backup_only(ctx: &Ctx, output_path: &std::path::Path) -> Result<i32> 
     f.write_all(&data)
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(output_path, e))?;
+    drop(f);
+    let record = holdfast_engine::trust::WriterRecord {
+        id: cert.id_hex(),
+        label: cert.label.clone(),
+        scope: cert.scope.clone(),
+        created_ns: now,
+        by: super::by(),
+        quarantine: None,
+    };
+    if let Err(e) = holdfast_engine::trust::register_writer(&vault, record, &super::by(), now) {
+        // Without its record the writer works, but `key writers` cannot list it and it
+        // cannot be quarantined by label: remove the file rather than hand out an unlisted
+        // identity.
+        let _ = std::fs::remove_file(output_path);
+        return Err(e);
+    }
     if ctx.json {
-        ctx.print_json(&serde_json::json!({"key_file": output_path.display().to_string(), "kind": "write-only"}));
+        ctx.print_json(&serde_json::json!({
+            "key_file": output_path.display().to_string(),
+            "kind": "write-only",
+            "writer": {"id": cert.id_hex(), "label": cert.label, "scope": cert.scope},
+        }));
     } else {
-        println!("wrote write-only key file {}", output_path.display());
         println!(
-            "a host with it can add recovery points but cannot read, restore or delete anything"
+            "wrote write-only key file {} for writer {} ({})",
+            output_path.display(),
+            cert.label,
+            &cert.id_hex()[..8]
+        );
+        println!(
+            "a host with it can add recovery points, signed as {:?}{}, but cannot read, restore \
+             or delete anything",
+            cert.label,
+            if cert.scope.is_empty() {
+                String::new()
+            } else {
+                format!(", for {} only", cert.scope.join(", "))
+            }
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn key_writers(ctx: &Ctx) -> Result<i32> {
+    let vault = ctx.open()?;
+    let state = holdfast_engine::protect::current(&vault)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!(state.writers));
+        return Ok(exit::OK);
+    }
+    if state.writers.is_empty() {
+        println!("no writer identities issued (see `holdfast key create-backup-only`)");
+    }
+    for w in &state.writers {
+        let scope = if w.scope.is_empty() {
+            "any resource".to_string()
+        } else {
+            w.scope.join(", ")
+        };
+        println!(
+            "{}  {:<20}  issued {} by {}  {}",
+            &w.id[..8],
+            w.label,
+            crate::output::time_ns(w.created_ns),
+            w.by,
+            scope
+        );
+        if let Some(q) = &w.quarantine {
+            println!(
+                "          QUARANTINED: points stored since {} are not trusted ({}; by {} at {})",
+                crate::output::time_ns(q.since_ns),
+                q.reason,
+                q.by,
+                crate::output::time_ns(q.at_ns)
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn key_quarantine(ctx: &Ctx, writer: &str, reason: &str, since: Option<&str>) -> Result<i32> {
+    let vault = ctx.open()?;
+    let since_ns = match since {
+        None => i64::MIN,
+        Some(s) => crate::output::parse_time(s)
+            .ok_or_else(|| Error::Input(format!("--since {s:?} is not an RFC 3339 time")))?,
+    };
+    let now = super::now_ns();
+    let w =
+        holdfast_engine::trust::quarantine(&vault, writer, since_ns, reason, &super::by(), now)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!(w));
+    } else {
+        let since = w.quarantine.as_ref().map_or(i64::MIN, |q| q.since_ns);
+        println!(
+            "writer {} ({}) quarantined: its points stored {} are no longer trusted",
+            w.label,
+            &w.id[..8],
+            if since == i64::MIN {
+                "at any time".to_string()
+            } else {
+                format!("since {}", crate::output::time_ns(since))
+            }
         );
     }
     Ok(exit::OK)

@@ -227,6 +227,7 @@ pub fn commit_point(
     meta: Meta,
     start: Instant,
 ) -> Result<(holdfast_engine::Id, Manifest, holdfast_sources::Captured)> {
+    vault.may_write(&meta.resource)?;
     let pb = output::progress(ctx.json, ctx.quiet, "backup");
     let progress = |n: u64| pb.inc(n);
     // Remote stores hide latency behind parallel uploads; a local disk needs one writer, and
@@ -263,6 +264,7 @@ pub fn commit_point(
         program: format!("holdfast {}", env!("CARGO_PKG_VERSION")),
         copied_from: None,
         stored_ns: None,
+        attribution: Default::default(),
     };
     // Commit: from here a prune can no longer declare this run abandoned.
     if let Some(s) = session {

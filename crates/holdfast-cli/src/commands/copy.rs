@@ -27,15 +27,36 @@ pub fn copy(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
             start_session(&dst, "copy", true)?.ok_or_else(|| Error::Input("no session".into()))?;
         let r = (|| {
             load_index(&dst)?;
+            // Only trusted points are copied: the destination signs what it stores, so a copied
+            // forgery would become a trusted point there (docs/format.md 13.5).
             let (all, _) = src.list_points()?;
-            let chosen: Vec<(Id, holdfast_engine::point::Manifest)> = if a.all {
-                all
-            } else if let Some(r) = &a.resource {
-                all.into_iter().filter(|(_, m)| m.resource == *r).collect()
+            let (trusted, untrusted) = holdfast_engine::trust::split(&src, all)?;
+            let chosen: Vec<(Id, holdfast_engine::point::Manifest)> = if a.all
+                || a.resource.is_some()
+            {
+                for ((id, m), why) in &untrusted {
+                    if a.resource.as_ref().is_none_or(|r| m.resource == *r) {
+                        eprintln!(
+                            "holdfast: warning: not copying untrusted point {} ({}): {why}",
+                            id.short(),
+                            m.resource
+                        );
+                    }
+                }
+                trusted
+                    .into_iter()
+                    .filter(|(_, m)| a.resource.as_ref().is_none_or(|r| m.resource == *r))
+                    .collect()
             } else {
                 let mut v = Vec::new();
                 for spec in &a.points {
                     let p = src.find_point(spec)?;
+                    if let Some((_, why)) = untrusted.iter().find(|(u, _)| u.0 == p.0) {
+                        return Err(Error::Input(format!(
+                            "recovery point {} is untrusted ({why}); copy copies only trusted points",
+                            p.0.short()
+                        )));
+                    }
                     if !v.iter().any(|(id, _): &(Id, _)| *id == p.0) {
                         v.push(p);
                     }

@@ -91,6 +91,19 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
             go.push((*id, line(id, m, vec!["given".into()]), bypass));
         }
     } else {
+        // Untrusted points (docs/format.md 13.5) are neither counted by the rules nor deleted
+        // by them: otherwise forged points of a resource could push its genuine ones out of
+        // --keep-last. They go only when named by id.
+        let (points, untrusted) = holdfast_engine::trust::split(&vault, points)?;
+        for ((id, m), why) in &untrusted {
+            if matches(m, a.resource.as_deref(), &a.tags) {
+                keep.push(line(
+                    id,
+                    m,
+                    vec![format!("untrusted, not counted ({why}); forget it by id")],
+                ));
+            }
+        }
         // Archived WAL (kind postgres-wal, resource R:wal) is not counted by the rules: it is
         // kept from the oldest kept base backup of R onward, decided after the bases.
         let selected: Vec<&(Id, Manifest)> = points

@@ -41,7 +41,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             KeyCommand::Add { label } => admin::key_add(&ctx, &label),
             KeyCommand::Remove { id } => admin::key_remove(&ctx, &id),
             KeyCommand::Passwd => admin::key_passwd(&ctx),
-            KeyCommand::CreateBackupOnly { output } => admin::key_backup_only(&ctx, &output),
+            KeyCommand::CreateBackupOnly {
+                output,
+                label,
+                resources,
+            } => admin::key_backup_only(&ctx, &output, label, resources),
+            KeyCommand::Writers => admin::key_writers(&ctx),
+            KeyCommand::Quarantine {
+                writer,
+                reason,
+                since,
+            } => admin::key_quarantine(&ctx, &writer, &reason, since.as_deref()),
         },
         Command::Forget(a) => lifecycle::forget(&ctx, a),
         Command::Prune(a) => lifecycle::prune(&ctx, a),
@@ -152,7 +162,7 @@ pub fn unlock_at(storage: Arc<dyn Storage>, prefix: &str) -> Result<Vault> {
 pub fn unlock_locked(locked: LockedVault, prefix: &str) -> Result<Vault> {
     let mut vault = match secrets::unlock_secret_prefixed(prefix)? {
         Secret::Passphrase(p) => locked.unlock_passphrase(&p)?,
-        Secret::KeyFile(m) => locked.unlock_material(m)?,
+        Secret::KeyFile(m) => locked.unlock_material(*m)?,
     };
     if let Some(d) = backup::cache_dir() {
         vault.set_state_dir(d);

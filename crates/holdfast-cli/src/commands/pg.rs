@@ -87,7 +87,8 @@ pub fn run(ctx: &Ctx, c: PgCommand) -> Result<i32> {
             resource,
         } => {
             let vault = ctx.open()?;
-            let (points, _) = vault.list_points()?;
+            // Base backups and WAL are chosen among trusted points only (docs/format.md 13.5).
+            let (points, _) = holdfast_engine::trust::split(&vault, vault.list_points()?.0)?;
             let mut bases: Vec<&(Id, Manifest)> = points
                 .iter()
                 .filter(|(_, m)| m.source.kind == BASE_KIND && m.resource == resource)
@@ -174,7 +175,7 @@ fn wal_fetch(ctx: &Ctx, name: &str, dest: &std::path::Path, resource: &str) -> R
         return Err(Error::Input(format!("{name:?} is not a WAL file name")));
     }
     let vault = ctx.open()?;
-    let (points, _) = vault.list_points()?;
+    let (points, _) = holdfast_engine::trust::split(&vault, vault.list_points()?.0)?;
     let wr = wal_resource(resource);
     let Some((id, m)) = points.iter().rev().find(|(_, m)| {
         m.source.kind == WAL_KIND

@@ -22,14 +22,26 @@ pub fn points(ctx: &Ctx, a: PointsArgs) -> Result<i32> {
     for d in &damage {
         eprintln!("holdfast: warning: {} is damaged ({})", d.object, d.reason);
     }
+    // Trust needs the writer registry; a damaged protection chain must not hide the list.
+    let state = holdfast_engine::protect::current(&vault).unwrap_or_else(|e| {
+        eprintln!("holdfast: warning: {e} (quarantines unknown; unsigned points untrusted)");
+        Default::default()
+    });
+    let now = super::now_ns();
+    let concerns: Vec<Option<holdfast_engine::trust::Concern>> = sel
+        .iter()
+        .map(|(_, m)| holdfast_engine::trust::concern(m, &state, now))
+        .collect();
     if ctx.json {
         let v: Vec<_> = sel
             .iter()
-            .map(|(id, m)| {
+            .zip(&concerns)
+            .map(|((id, m), c)| {
                 serde_json::json!({
                     "id": id.to_hex(), "time": output::time_ns(m.time_ns), "host": m.host, "user": m.user,
                     "resource": m.resource, "tags": m.tags, "paths": m.paths, "source": m.source,
                     "partial": m.partial, "summary": m.summary, "program": m.program,
+                    "writer": m.attribution, "trusted": c.is_none(), "untrusted_because": c,
                 })
             })
             .collect();
@@ -41,24 +53,38 @@ pub fn points(ctx: &Ctx, a: PointsArgs) -> Result<i32> {
         });
     }
     println!(
-        "{:<8}  {:<19}  {:<12}  {:<24}  {:<8}  {:<12}  {:>7}  {:>10}  {:>10}",
-        "ID", "TIME (UTC)", "HOST", "RESOURCE", "SOURCE", "TAGS", "FILES", "SIZE", "ADDED"
+        "{:<8}  {:<19}  {:<12}  {:<12}  {:<24}  {:<8}  {:<12}  {:>7}  {:>10}  {:>10}",
+        "ID",
+        "TIME (UTC)",
+        "HOST",
+        "WRITER",
+        "RESOURCE",
+        "SOURCE",
+        "TAGS",
+        "FILES",
+        "SIZE",
+        "ADDED"
     );
-    for (id, m) in &sel {
+    for ((id, m), concern) in sel.iter().zip(&concerns) {
         let s = &m.summary;
         println!(
-            "{:<8}  {:<19}  {:<12}  {:<24}  {:<8}  {:<12}  {:>7}  {:>10}  {:>10}{}",
+            "{:<8}  {:<19}  {:<12}  {:<12}  {:<24}  {:<8}  {:<12}  {:>7}  {:>10}  {:>10}{}{}",
             id.short(),
             output::time_short(m.time_ns.div_euclid(1_000_000_000)),
             m.host,
+            m.attribution.name(),
             m.resource,
             m.source.kind,
             m.tags.join(","),
             s.files_new + s.files_changed + s.files_unchanged,
             output::size(s.total_size),
             output::size(s.stored_added),
-            if m.partial { "  (partial)" } else { "" }
+            if m.partial { "  (partial)" } else { "" },
+            if concern.is_some() { "  UNTRUSTED" } else { "" }
         );
+        if let Some(c) = concern {
+            println!("          untrusted: {c}");
+        }
         if a.long {
             for (k, v) in &m.source.facts {
                 println!("          {k}: {v}");

@@ -14,6 +14,7 @@ use filetime::FileTime;
 pub use holdfast_testkit::{Moto, assert_same_tree, random_bytes};
 
 pub mod daemon;
+pub mod forge;
 
 /// A scratch area with a vault location and a cache folder.
 pub struct Env {
@@ -83,6 +84,15 @@ impl Env {
         let mut a = vec!["--json"];
         a.extend_from_slice(args);
         serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Run with `--json` and parse stdout, whatever the exit status.
+    pub fn json_any(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let o = self.run(&a);
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("holdfast {a:?}: {e}\n{}", stderr(&o)))
     }
 
     pub fn init(&self) {
