@@ -12,7 +12,8 @@
 //!   and stored as a start marker; `read_start` must open it exactly when the JSON has the
 //!   session's fields and a 64-hex-digit key (as a mirror of the engine's private
 //!   `StartMarker` reads it), with the same `SessionInfo`; forged markers
-//!   of that session are then reported by `check_all` and never counted by `assess`.
+//!   of that session are never counted by `assess` and (one input in four) are reported by
+//!   `check_all`.
 #![no_main]
 use std::sync::LazyLock;
 
@@ -125,7 +126,12 @@ fn start_marker(json: &[u8]) {
         expected.as_ref().map(|m| &m.info),
         "read_start disagrees with the start marker's layout"
     );
-    if let Some(o) = &opened {
+    // Each read opens the start marker with an X25519 exchange, which dominates the cost:
+    // the second read and `check_all` run on one input in four (by length).
+    let thorough = json.len() % 4 == 0;
+    if let Some(o) = &opened
+        && thorough
+    {
         assert_eq!(session::read_info(&st, &KEYS.secret, SID).as_ref(), Some(&o.info));
     }
     // Markers nobody with the session's key wrote: never counted, always reported.
@@ -143,8 +149,10 @@ fn start_marker(json: &[u8]) {
         return;
     }
     assert_eq!(a.claim, Claim::Forged);
-    let problems = session::check_all(&st, &KEYS.secret).expect("check_all");
-    assert!(!problems.is_empty());
+    if thorough {
+        let problems = session::check_all(&st, &KEYS.secret).expect("check_all");
+        assert!(!problems.is_empty());
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -135,19 +135,27 @@ impl DataKey {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey(pub [u8; 32]);
 
-/// The vault's X25519 secret key: opens every pack and manifest.
+/// The vault's X25519 secret key: opens every pack and manifest. It keeps its public key,
+/// computed once, since every unwrap needs it (a scalar multiplication saved per pack key
+/// and per manifest read).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct SecretKey(pub(crate) [u8; 32]);
+pub struct SecretKey(pub(crate) [u8; 32], [u8; 32]);
 
 impl SecretKey {
     /// A new random secret key.
     pub fn generate() -> Self {
-        SecretKey(random_bytes())
+        Self::from_bytes(random_bytes())
+    }
+
+    /// The secret key with these bytes.
+    pub(crate) fn from_bytes(secret: [u8; 32]) -> Self {
+        let public = XPublic::from(&StaticSecret::from(secret)).to_bytes();
+        SecretKey(secret, public)
     }
 
     /// The matching public key.
     pub fn public(&self) -> PublicKey {
-        PublicKey(XPublic::from(&StaticSecret::from(self.0)).to_bytes())
+        PublicKey(self.1)
     }
 }
 
@@ -185,7 +193,7 @@ pub fn unwrap(secret: &SecretKey, wrapped: &[u8; WRAPPED_LEN]) -> Result<DataKey
     let mut eph_pub = [0u8; 32];
     eph_pub.copy_from_slice(&wrapped[..32]);
     let sk = StaticSecret::from(secret.0);
-    let recipient = XPublic::from(&sk).to_bytes();
+    let recipient = secret.1;
     let shared = sk.diffie_hellman(&XPublic::from(eph_pub));
     let mut k = kek(shared.as_bytes(), &eph_pub, &recipient);
     let mut buf = wrapped[32..].to_vec();

@@ -191,7 +191,7 @@ impl KeyMaterial {
         let chunker_seed = r.u64()?;
         let public = r.array()?;
         let (secret, writer) = match kind {
-            0 => (Some(SecretKey(r.array()?)), None),
+            0 => (Some(SecretKey::from_bytes(r.array()?)), None),
             1 => (None, None),
             2 => (None, Some(WriterCredential::decode(&mut r)?)),
             k => return Err(WireError(format!("unknown key kind {k}"))),
