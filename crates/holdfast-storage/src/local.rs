@@ -139,9 +139,11 @@ impl Storage for LocalStorage {
             };
             for ent in rd {
                 let ent = ent.map_err(|e| self.err("list", kind.dir(), &e))?;
-                let ft = ent
-                    .file_type()
-                    .map_err(|e| self.err("list", kind.dir(), &e))?;
+                let ft = match ent.file_type() {
+                    Ok(ft) => ft,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(self.err("list", kind.dir(), &e)),
+                };
                 if ft.is_dir() {
                     if kind == Kind::Pack {
                         dirs.push(ent.path());
@@ -150,9 +152,12 @@ impl Storage for LocalStorage {
                 }
                 let name = ent.file_name().to_string_lossy().into_owned();
                 if let Some(name) = crate::name_from_listed(kind, &name) {
-                    let m = ent
-                        .metadata()
-                        .map_err(|e| self.err("list", kind.dir(), &e))?;
+                    let m = match ent.metadata() {
+                        Ok(m) => m,
+                        // Deleted since the directory was read: not in the listing.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(self.err("list", kind.dir(), &e)),
+                    };
                     out.push(ObjectInfo {
                         name,
                         size: m.len(),
@@ -200,5 +205,44 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = LocalStorage::new(d.path().join("vault"));
         crate::testsuite::run(&s);
+    }
+
+    /// An object deleted between the directory read and its `stat` is not in the listing,
+    /// and not an error (a `forget` next to a `copy` failed the copy with ENOENT).
+    #[test]
+    fn listing_next_to_deletions_never_fails() {
+        let d = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(LocalStorage::new(d.path().join("vault")));
+        s.prepare().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let h = Handle::new(Kind::Point, format!("{:064x}", n % 64));
+                    let _ = s.create(&h, b"x");
+                    let _ = s.delete(&h);
+                    n += 1;
+                }
+            })
+        };
+        for n in 0..200u64 {
+            s.create(
+                &Handle::new(Kind::Point, format!("{:064x}", 1000 + n)),
+                b"y",
+            )
+            .unwrap();
+        }
+        let mut failures = 0;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(1500) {
+            if s.list(Kind::Point).is_err() {
+                failures += 1;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+        assert_eq!(failures, 0, "listings failed next to deletions");
     }
 }
