@@ -117,12 +117,17 @@ impl Certificate {
 
     /// Whether the scope allows a resource name.
     pub fn allows(&self, resource: &str) -> bool {
-        self.scope.is_empty() || self.scope.iter().any(|p| glob_match(p, resource))
+        scope_allows(&self.scope, resource)
     }
 }
 
 fn utf8(b: &[u8], what: &str) -> Result<String, WireError> {
     String::from_utf8(b.to_vec()).map_err(|_| WireError(format!("{what} is not UTF-8")))
+}
+
+/// Whether a writer scope (resource patterns; none = any resource) allows `resource`.
+pub fn scope_allows(scope: &[String], resource: &str) -> bool {
+    scope.is_empty() || scope.iter().any(|p| glob_match(p, resource))
 }
 
 /// `*` matches any run of characters (including none); everything else matches itself.

@@ -111,6 +111,12 @@ impl KeyMaterial {
         self.owner_signing().map(|k| k.verifying_key())
     }
 
+    /// Whether this key can sign points: a full key, or a write-only key with a writer
+    /// identity.
+    pub fn can_sign(&self) -> bool {
+        self.secret.is_some() || self.writer.is_some()
+    }
+
     /// The owner's signing key (full keys only).
     pub(crate) fn owner_signing(&self) -> Option<ed25519_dalek::SigningKey> {
         self.secret

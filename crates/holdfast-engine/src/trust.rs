@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::identity::{Attribution, glob_match};
+use crate::identity::{Attribution, scope_allows};
 use crate::point::Manifest;
 use crate::protect::{self, Protection};
 use crate::vault::{PointEntry, Vault};
@@ -114,7 +114,7 @@ pub fn concern(m: &Manifest, state: &Protection, now_ns: i64) -> Option<Concern>
         }
         Attribution::Owner => {}
         Attribution::Writer { id, label, scope } => {
-            if !scope.is_empty() && !scope.iter().any(|p| glob_match(p, &m.resource)) {
+            if !scope_allows(scope, &m.resource) {
                 return c(
                     ConcernKind::OutOfScope,
                     format!(
@@ -157,28 +157,60 @@ pub fn concern(m: &Manifest, state: &Protection, now_ns: i64) -> Option<Concern>
     None
 }
 
-/// Record a newly issued writer in the protection state.
 /// A point that is not trusted, and why.
 pub type Untrusted = (PointEntry, Concern);
 
-/// Split points (as [`Vault::list_points`] returns them, order kept) into the trusted ones
-/// and the untrusted ones with their concern. Everything that picks points by itself —
-/// `latest`, retention rules, copies, point-in-time recovery — picks among trusted points
-/// only, so a forgery is never chosen, counted or laundered into another vault.
-pub fn split(vault: &Vault, points: Vec<PointEntry>) -> Result<(Vec<PointEntry>, Vec<Untrusted>)> {
-    let state = protect::current(vault)?;
-    let now = jiff::Timestamp::now().as_nanosecond() as i64;
-    let mut trusted = Vec::with_capacity(points.len());
-    let mut untrusted = Vec::new();
-    for p in points {
-        match concern(&p.1, &state, now) {
-            None => trusted.push(p),
-            Some(c) => untrusted.push((p, c)),
-        }
-    }
-    Ok((trusted, untrusted))
+/// Trust decisions at one moment: the writer registry and migration time of the protection
+/// state, and the clock.
+pub struct Judge {
+    state: Protection,
+    now_ns: i64,
 }
 
+impl Judge {
+    /// Judge with the vault's current protection state (a damaged chain is an error).
+    pub fn of(vault: &Vault) -> Result<Judge> {
+        Ok(Judge::with(protect::current(vault)?))
+    }
+
+    /// Judge with a protection state already read (the default one when a reader must go on
+    /// without the chain: no quarantines known, every unsigned point untrusted).
+    pub fn with(state: Protection) -> Judge {
+        Judge {
+            state,
+            now_ns: jiff::Timestamp::now().as_nanosecond() as i64,
+        }
+    }
+
+    /// Why a point is not trusted, or `None` if it is.
+    pub fn concern(&self, m: &Manifest) -> Option<Concern> {
+        concern(m, &self.state, self.now_ns)
+    }
+
+    /// Split points (as [`Vault::list_points`] returns them, order kept) into the trusted
+    /// ones and the untrusted ones with their concern.
+    pub fn split(&self, points: Vec<PointEntry>) -> (Vec<PointEntry>, Vec<Untrusted>) {
+        let mut trusted = Vec::with_capacity(points.len());
+        let mut untrusted = Vec::new();
+        for p in points {
+            match self.concern(&p.1) {
+                None => trusted.push(p),
+                Some(c) => untrusted.push((p, c)),
+            }
+        }
+        (trusted, untrusted)
+    }
+}
+
+/// [`Judge::split`] with the vault's current protection state. Everything that picks points
+/// by itself — `latest`, retention rules, copies, point-in-time recovery — picks among
+/// trusted points only, so a forgery is never chosen, counted or laundered into another
+/// vault.
+pub fn split(vault: &Vault, points: Vec<PointEntry>) -> Result<(Vec<PointEntry>, Vec<Untrusted>)> {
+    Ok(Judge::of(vault)?.split(points))
+}
+
+/// Record a newly issued writer in the protection state.
 pub fn register_writer(vault: &Vault, record: WriterRecord, by: &str, now_ns: i64) -> Result<()> {
     protect::update(vault, by, now_ns, |cur| {
         let mut next = cur.clone();

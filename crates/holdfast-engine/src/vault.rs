@@ -35,6 +35,8 @@ pub struct Vault {
     storage: Arc<dyn Storage>,
     config: VaultConfig,
     keys: KeyMaterial,
+    /// The owner's verifying key (full keys): point signatures are checked against it.
+    owner_vk: Option<ed25519_dalek::VerifyingKey>,
     key_id: Option<String>,
     index: RwLock<Index>,
     pack_keys: Mutex<HashMap<PackKeyId, Arc<DataKey>>>,
@@ -187,6 +189,7 @@ impl LockedVault {
         Ok(Vault {
             storage: self.storage,
             config: self.config,
+            owner_vk: keys.owner_verifying_key(),
             keys,
             key_id,
             index: RwLock::new(Index::default()),
@@ -262,6 +265,7 @@ impl Vault {
         Ok(Vault {
             storage,
             config,
+            owner_vk: keys.owner_verifying_key(),
             keys,
             key_id: Some(key_id),
             index: RwLock::new(Index::default()),
@@ -723,7 +727,7 @@ impl Vault {
         &self,
         info: &crate::session::SessionInfo,
     ) -> Result<crate::session::Session> {
-        if self.keys.signer().is_none() {
+        if !self.keys.can_sign() {
             return Err(Error::NoWriterIdentity);
         }
         crate::session::Session::start(self.storage.clone(), &self.keys.public_key(), info)

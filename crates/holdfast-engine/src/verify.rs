@@ -257,10 +257,9 @@ pub fn verify(
         report.problems.push(d);
     }
     // A damaged protection chain is reported by check_markers; judge trust without it.
-    let state = crate::protect::current(vault).unwrap_or_default();
-    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    let judge = crate::trust::Judge::with(crate::protect::current(vault).unwrap_or_default());
     for (id, m) in &points {
-        if let Some(concern) = crate::trust::concern(m, &state, now) {
+        if let Some(concern) = judge.concern(m) {
             report.untrusted.push(Untrusted {
                 point: id.to_hex(),
                 resource: m.resource.clone(),

@@ -229,22 +229,19 @@ pub fn key_backup_only(
     scope: Vec<String>,
 ) -> Result<i32> {
     let vault = ctx.open()?;
-    vault.require_full("creating a write-only key")?;
     let now = super::now_ns();
-    let issue = |label: &str| {
-        vault
-            .key_material()
-            .issue_writer(label, scope.clone(), now.div_euclid(1_000_000_000))
-            .ok_or_else(|| Error::KeyDenied {
-                operation: "creating a write-only key".into(),
-            })?
-            .map_err(|e| Error::Input(e.to_string()))
-    };
     let label = label.unwrap_or_else(|| {
         let r: [u8; 4] = holdfast_engine::crypto::random_bytes();
         format!("writer-{}", hex::encode(r))
     });
-    let material = issue(&label)?;
+    // `None` for a write-only key: only the owner issues writer identities.
+    let material = vault
+        .key_material()
+        .issue_writer(&label, scope, now.div_euclid(1_000_000_000))
+        .ok_or_else(|| Error::KeyDenied {
+            operation: "creating a write-only key".into(),
+        })?
+        .map_err(|e| Error::Input(e.to_string()))?;
     let cert = material
         .writer()
         .map(|w| w.certificate().clone())

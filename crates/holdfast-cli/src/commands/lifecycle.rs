@@ -94,7 +94,7 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
         // Untrusted points (docs/format.md 13.5) are neither counted by the rules nor deleted
         // by them: otherwise forged points of a resource could push its genuine ones out of
         // --keep-last. They go only when named by id.
-        let (points, untrusted) = holdfast_engine::trust::split(&vault, points)?;
+        let (points, untrusted) = holdfast_engine::trust::Judge::with(state.clone()).split(points);
         for ((id, m), why) in &untrusted {
             if matches(m, a.resource.as_deref(), &a.tags) {
                 keep.push(line(

@@ -23,15 +23,13 @@ pub fn points(ctx: &Ctx, a: PointsArgs) -> Result<i32> {
         eprintln!("holdfast: warning: {} is damaged ({})", d.object, d.reason);
     }
     // Trust needs the writer registry; a damaged protection chain must not hide the list.
-    let state = holdfast_engine::protect::current(&vault).unwrap_or_else(|e| {
-        eprintln!("holdfast: warning: {e} (quarantines unknown; unsigned points untrusted)");
-        Default::default()
-    });
-    let now = super::now_ns();
-    let concerns: Vec<Option<holdfast_engine::trust::Concern>> = sel
-        .iter()
-        .map(|(_, m)| holdfast_engine::trust::concern(m, &state, now))
-        .collect();
+    let judge = holdfast_engine::trust::Judge::with(
+        holdfast_engine::protect::current(&vault).unwrap_or_else(|e| {
+            eprintln!("holdfast: warning: {e} (quarantines unknown; unsigned points untrusted)");
+            Default::default()
+        }),
+    );
+    let concerns: Vec<_> = sel.iter().map(|(_, m)| judge.concern(m)).collect();
     if ctx.json {
         let v: Vec<_> = sel
             .iter()

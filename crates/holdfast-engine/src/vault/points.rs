@@ -49,6 +49,9 @@ impl Vault {
     /// Read one manifest and who signed it ([`Manifest::attribution`]).
     pub fn load_point(&self, id: &Id) -> Result<Manifest> {
         let secret = self.require_full("reading recovery points")?;
+        let owner = self.owner_vk.as_ref().ok_or_else(|| Error::KeyDenied {
+            operation: "reading recovery points".into(),
+        })?;
         let h = Handle::new(Kind::Point, id.to_hex());
         let data = self.storage.read(&h)?;
         if Id::of_stored(&data) != *id {
@@ -56,8 +59,7 @@ impl Vault {
         }
         let plain = crypto::open_sealed(secret, point::AAD, &data)
             .map_err(|e| Error::damaged(h.path(), e))?;
-        let owner = identity::owner_signing_key(&secret.0).verifying_key();
-        let (json, attribution) = identity::open_manifest(&plain, &self.keys.vault_id, &owner)
+        let (json, attribution) = identity::open_manifest(&plain, &self.keys.vault_id, owner)
             .map_err(|e| Error::damaged(h.path(), e))?;
         let mut m = Manifest::from_json(json).map_err(|e| Error::damaged(h.path(), e))?;
         m.attribution = attribution;
@@ -107,35 +109,40 @@ impl Vault {
             spec.strip_prefix("latest:").map(Some)
         };
         if let Some(resource) = latest {
-            let state = crate::protect::current(self)?;
-            let now = jiff::Timestamp::now().as_nanosecond() as i64;
-            let mut passed_over = 0usize;
-            for (id, m) in points.into_iter().rev() {
-                if resource.is_some_and(|r| m.resource != r) {
-                    continue;
-                }
-                match crate::trust::concern(&m, &state, now) {
-                    None => return Ok((id, m)),
-                    Some(why) => {
-                        passed_over += 1;
-                        tracing::warn!(
-                            "passing over point {} as {spec}: {why} (name it by id to use it)",
-                            id.short()
-                        )
-                    }
-                }
+            let (trusted, untrusted) = crate::trust::Judge::of(self)?.split(
+                points
+                    .into_iter()
+                    .filter(|(_, m)| resource.is_none_or(|r| m.resource == r))
+                    .collect(),
+            );
+            let chosen = trusted.into_iter().last();
+            let chosen_at = chosen.as_ref().map(|(id, m)| (m.time_ns, *id));
+            // Only the untrusted points newer than the one chosen were passed over.
+            let passed: Vec<_> = untrusted
+                .iter()
+                .filter(|((id, m), _)| chosen_at.is_none_or(|t| (m.time_ns, *id) > t))
+                .collect();
+            for ((id, _), why) in passed.iter().rev() {
+                tracing::warn!(
+                    "passing over point {} as {spec}: {why} (name it by id to use it)",
+                    id.short()
+                );
             }
-            let what = match resource {
-                None => "the vault has no".to_string(),
-                Some(r) => format!("no recovery point of resource {r:?}: it has no"),
-            };
-            return Err(Error::Input(match (resource, passed_over) {
-                (None, 0) => "the vault has no recovery points".into(),
-                (Some(r), 0) => format!("no recovery point of resource {r:?}"),
-                (_, n) => format!(
-                    "{what} trusted recovery point ({n} untrusted passed over; see `holdfast points`, name one by id to use it)"
-                ),
-            }));
+            return chosen.ok_or_else(|| {
+                Error::Input(match (resource, passed.len()) {
+                    (None, 0) => "the vault has no recovery points".into(),
+                    (Some(r), 0) => format!("no recovery point of resource {r:?}"),
+                    (None, n) => format!(
+                        "the vault has no trusted recovery point ({n} untrusted passed over; see \
+                         `holdfast points`, name one by id to use it)"
+                    ),
+                    (Some(r), n) => format!(
+                        "no recovery point of resource {r:?}: it has no trusted recovery point \
+                         ({n} untrusted passed over; see `holdfast points`, name one by id to use \
+                         it)"
+                    ),
+                })
+            });
         }
         let spec_l = spec.to_ascii_lowercase();
         if spec_l.is_empty() || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
