@@ -85,6 +85,10 @@ pub enum Command {
     Run(RunArgs),
     /// The scheduler: run the plan's backups on schedule; serve /metrics and the API.
     Daemon(PlanArgs),
+    /// Run one operation for the daemon: a job (JSON) on stdin, JSON-lines events on stdout
+    /// (docs/architecture.md, "The worker protocol").
+    #[command(hide = true)]
+    Worker,
     /// List jobs from the catalog.
     Jobs(JobsArgs),
 }

@@ -37,7 +37,8 @@ pub fn code(e: &Error) -> i32 {
         | ErrorKind::Input
         | ErrorKind::Interrupted
         | ErrorKind::Io
-        | ErrorKind::Unsupported => ERROR,
+        | ErrorKind::Unsupported
+        | ErrorKind::SourceFailed => ERROR,
     }
 }
 

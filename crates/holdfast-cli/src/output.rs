@@ -21,14 +21,51 @@ pub fn progress(json: bool, quiet: bool, what: &str) -> ProgressBar {
 }
 
 /// RFC 3339 UTC rendering of Unix nanoseconds.
-pub fn time_ns(ns: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ns.to_string())
+pub use holdfast_ops::time::{parse_time, rfc3339_ns as time_ns};
+
+/// What an operation's progress sink does at a terminal: bytes move the progress bar,
+/// warnings are printed (always), notes unless quiet.
+pub struct Term {
+    bar: ProgressBar,
+    notes: bool,
+}
+
+impl Term {
+    /// A sink for `what` (`backup`, `verify`, …) under `--json` / `--quiet`.
+    pub fn new(json: bool, quiet: bool, what: &str) -> Self {
+        Term {
+            bar: progress(json, quiet, what),
+            notes: !(json || quiet),
+        }
+    }
+
+    /// A sink without a progress bar.
+    pub fn plain(json: bool, quiet: bool) -> Self {
+        Term {
+            bar: ProgressBar::hidden(),
+            notes: !(json || quiet),
+        }
+    }
+
+    /// Clear the progress bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl holdfast_ops::Sink for Term {
+    fn bytes(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn warning(&self, message: &str) {
+        self.bar
+            .suspend(|| eprintln!("holdfast: warning: {message}"));
+    }
+    fn note(&self, message: &str) {
+        if self.notes {
+            self.bar.suspend(|| eprintln!("holdfast: {message}"));
+        }
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS` UTC rendering of Unix seconds.
@@ -56,40 +93,13 @@ pub fn size(n: u64) -> String {
     }
 }
 
-/// Parse `--time`: RFC 3339, `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` (UTC). Unix nanoseconds.
-pub fn parse_time(s: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
-        return i64::try_from(t.unix_timestamp_nanos()).ok();
-    }
-    let full = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    if let Ok(t) = time::PrimitiveDateTime::parse(s, &full) {
-        return i64::try_from(t.assume_utc().unix_timestamp_nanos()).ok();
-    }
-    let day = time::macros::format_description!("[year]-[month]-[day]");
-    if let Ok(d) = time::Date::parse(s, &day) {
-        return i64::try_from(d.midnight().assume_utc().unix_timestamp_nanos()).ok();
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn times() {
-        assert_eq!(parse_time("2024-02-29"), Some(1_709_164_800_000_000_000));
-        assert_eq!(
-            parse_time("2024-02-29 01:00:00"),
-            Some(1_709_168_400_000_000_000)
-        );
-        assert_eq!(
-            parse_time("2024-02-29T01:00:00+01:00"),
-            Some(1_709_164_800_000_000_000)
-        );
-        assert_eq!(parse_time("yesterday"), None);
-        assert_eq!(time_ns(1_709_164_800_000_000_000), "2024-02-29T00:00:00Z");
+    fn sizes() {
+        assert_eq!(size(1000), "1000 B");
         assert_eq!(size(1536), "1.5 KiB");
     }
 }

@@ -193,10 +193,38 @@ path = "{db}"
         .filter(|j| j["kind"] == "backup" && j["resource"] == "docs" && j["state"] == "completed")
         .count();
     assert!(backups_docs >= 4);
+    // Points that arrived in a vault after its last completed retention of docs (the
+    // shutdown may abort the retention job that follows a backup or copy) are kept on top
+    // of the 2, as for appdb below.
+    let late = |kind: &str, vault: &str| {
+        let last = all
+            .iter()
+            .filter(|j| {
+                j["kind"] == "retention"
+                    && j["resource"] == "docs"
+                    && j["vault"] == vault
+                    && j["state"] == "completed"
+            })
+            .filter_map(|j| j["started_ns"].as_i64())
+            .max()
+            .unwrap_or(0);
+        all.iter()
+            .filter(|j| j["kind"] == kind && j["resource"] == "docs" && j["state"] == "completed")
+            .filter(|j| j["vault"] == vault)
+            .filter(|j| j["ended_ns"].as_i64().unwrap_or(0) > last)
+            .count()
+    };
     let docs_main = points(&env, &main, "docs");
     let docs_dr = points(&env, &dr, "docs");
-    assert!((1..=2).contains(&docs_main.len()), "{docs_main:#?}");
-    assert!((1..=2).contains(&docs_dr.len()), "{docs_dr:#?}");
+    let (late_main, late_dr) = (late("backup", "main"), late("copy", "dr"));
+    assert!(
+        (1..=2 + late_main).contains(&docs_main.len()),
+        "{late_main} after retention: {docs_main:#?}"
+    );
+    assert!(
+        (1..=2 + late_dr).contains(&docs_dr.len()),
+        "{late_dr} after retention: {docs_dr:#?}"
+    );
     // A backup that completed after the last retention run (shutdown may abort the retention
     // job that follows it) is kept on top of the 3.
     let last_retention = all

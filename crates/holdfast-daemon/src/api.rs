@@ -376,15 +376,8 @@ async fn points(
     drop(plan);
     match api.rt.points.get(&api.rt, &vault).await {
         Ok(p) => {
-            let v: Vec<&serde_json::Value> = p
-                .all
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter(|x| x["resource"] == resource.as_str())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let v: Vec<&holdfast_ops::points::PointRow> =
+                p.all.iter().filter(|x| x.resource == resource).collect();
             let age = (now_ns() - p.fetched_ns).max(0) / 1_000_000_000;
             ([(header::AGE, age.to_string())], axum::Json(v)).into_response()
         }

@@ -92,6 +92,10 @@ pub struct JobRecord {
     pub message: Option<String>,
     /// The job that caused this one (a copy's backup).
     pub parent: Option<i64>,
+    /// Bytes processed so far, as the running operation last reported.
+    pub progress_bytes: Option<u64>,
+    /// The operation's report (its `--json` document; docs/schema/), once it is done.
+    pub report: Option<serde_json::Value>,
 }
 
 /// Which jobs to list.
@@ -154,8 +158,8 @@ pub struct Catalog {
     path: PathBuf,
 }
 
-/// Version 2 added the notification outbox.
-const SCHEMA_VERSION: i64 = 2;
+/// Version 2 added the notification outbox; version 3 the jobs' progress and reports.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -175,7 +179,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     point_ns INTEGER,
     message TEXT,
     parent INTEGER REFERENCES jobs(id),
-    pid INTEGER
+    pid INTEGER,
+    progress_bytes INTEGER,
+    report TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_resource ON jobs(resource, kind, created_ns);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
@@ -328,6 +334,20 @@ impl Catalog {
             });
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // Version 3: columns a version-2 catalog's jobs table lacks.
+        for (column, ty) in [("progress_bytes", "INTEGER"), ("report", "TEXT")] {
+            let has: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = ?1",
+                    params![column],
+                    |r| r.get(0),
+                )
+                .map_err(err)?;
+            if has == 0 {
+                conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {column} {ty}"))
+                    .map_err(err)?;
+            }
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err)?;
         // The WAL and shared-memory files exist now: make sure of their modes too.
@@ -394,6 +414,28 @@ impl Catalog {
             c.execute(
                 "UPDATE jobs SET message = ?2 WHERE id = ?1",
                 params![id, message],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The running job's progress: `bytes` processed so far.
+    pub fn progress(&self, id: i64, bytes: u64) -> Result<(), CatalogError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET progress_bytes = ?2 WHERE id = ?1",
+                params![id, i64::try_from(bytes).unwrap_or(i64::MAX)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The job's operation report (its JSON document).
+    pub fn set_report(&self, id: i64, report: &serde_json::Value) -> Result<(), CatalogError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET report = ?2 WHERE id = ?1",
+                params![id, report.to_string()],
             )
             .map(|_| ())
         })
@@ -501,7 +543,8 @@ impl Catalog {
             // too, is a bound parameter (a negative LIMIT is no limit in SQLite).
             let sql = format!(
                 "SELECT id, kind, resource, vault, state, trigger, scheduled_ns, created_ns,
-                 started_ns, ended_ns, attempts, bytes_added, point, point_ns, message, parent
+                 started_ns, ended_ns, attempts, bytes_added, point, point_ns, message, parent,
+                 progress_bytes, report
                  FROM jobs WHERE {cond} ORDER BY id DESC LIMIT ?"
             );
             let mut args = args;
@@ -531,6 +574,10 @@ impl Catalog {
                         r.get::<_, Option<String>>(14)?,
                         r.get::<_, Option<i64>>(15)?,
                     ),
+                    (
+                        r.get::<_, Option<i64>>(16)?,
+                        r.get::<_, Option<String>>(17)?,
+                    ),
                 ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -538,6 +585,7 @@ impl Catalog {
         rows.into_iter()
             .map(|r| {
                 let (point, point_ns, message, parent) = r.12;
+                let (progress, report) = r.13;
                 Ok(JobRecord {
                     id: r.0,
                     kind: kind_of(&r.1).ok_or_else(|| CatalogError::Corrupt {
@@ -561,6 +609,8 @@ impl Catalog {
                     point_ns,
                     message,
                     parent,
+                    progress_bytes: progress.map(|b| b.max(0) as u64),
+                    report: report.and_then(|t| serde_json::from_str(&t).ok()),
                 })
             })
             .collect()

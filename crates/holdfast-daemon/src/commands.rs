@@ -1,5 +1,6 @@
-//! The plan turned into `holdfast` command lines: what a job step runs, with the vault's
-//! secret source in the child's environment (`HOLDFAST_KEY_FILE`,
+//! The plan turned into worker jobs: what a job step runs — a `holdfast worker` child and the
+//! typed request it reads on stdin (holdfast_ops::worker) — with the vault's secret source in
+//! the child's environment (`HOLDFAST_KEY_FILE`,
 //! `HOLDFAST_PASSPHRASE(_FILE)`, `HOLDFAST_TO_*` for a copy's destination).
 //!
 //! The plan's other secrets stay away from children: a `holdfast` child gets no vault
@@ -8,8 +9,17 @@
 //! it withholds them from the programs it starts. Hooks get none of them
 //! (`holdfast_sources::child_env`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use holdfast_ops::backup::{BackupRequest, SourceSpec};
+use holdfast_ops::copy::{CopyRequest, CopySelection, Destination};
+use holdfast_ops::forget::{ForgetRequest, Keep, Selection};
+use holdfast_ops::pitr::BaseBackupRequest;
+use holdfast_ops::points::PointsRequest;
+use holdfast_ops::prune::PruneRequest;
+use holdfast_ops::restore::RestoreRequest;
+use holdfast_ops::verify::{ReadShare, VerifyRequest};
+use holdfast_ops::worker::{Job, PROTOCOL, Request};
 use holdfast_plan::{Category, Kind, Plan, ReadData, Resource, Vault};
 use tokio::process::Command;
 
@@ -128,8 +138,9 @@ fn secret_env(cmd: &mut Command, name: &str, v: &Vault, prefix: &str) -> Result<
     Ok(())
 }
 
-/// `holdfast --json` against the plan's vault `vault_name`.
-pub fn base(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Command, PrepareError> {
+/// A `holdfast worker` child against the plan's vault `vault_name`, with its secret in the
+/// environment; the job it runs goes to its standard input.
+pub fn worker(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Command, PrepareError> {
     let v = vault(plan, vault_name)?;
     let mut cmd = Command::new(exe);
     for var in SECRET_VARS {
@@ -151,10 +162,29 @@ pub fn base(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Command, Prepar
         cmd.env("HOLDFAST_S3_REGION", r);
     }
     secret_env(&mut cmd, vault_name, v, "HOLDFAST")?;
-    cmd.arg("--json");
+    cmd.arg("worker");
     Ok(cmd)
 }
 
+/// A job step: the worker child and the request it is given.
+pub struct Step {
+    /// The `holdfast worker` child, environment set.
+    pub cmd: Command,
+    /// What it is asked to do.
+    pub job: Job,
+}
+
+fn step(exe: &Path, plan: &Plan, vault_name: &str, request: Request) -> Result<Step, PrepareError> {
+    Ok(Step {
+        cmd: worker(exe, plan, vault_name)?,
+        job: Job {
+            protocol: PROTOCOL,
+            request,
+        },
+    })
+}
+
+/// A resource's connection URL as the worker resolves it: `env:VAR`, `file:PATH` or itself.
 fn url_arg(r: &Resource) -> String {
     if let Some(v) = &r.url_env {
         format!("env:{v}")
@@ -169,76 +199,119 @@ fn url_arg(r: &Resource) -> String {
 }
 
 /// The backup of resource `name`.
-pub fn backup(exe: &Path, plan: &Plan, name: &str) -> Result<Command, PrepareError> {
+pub fn backup(exe: &Path, plan: &Plan, name: &str) -> Result<Step, PrepareError> {
     let (r, c) = resource(plan, name)?;
-    let mut cmd = base(exe, plan, c.vault.get_ref())?;
+    let vault = c.vault.get_ref();
     if *r.kind.get_ref() == Kind::PostgresBase {
         // WAL reaches the vault through archive_command (`holdfast pg wal-push`).
-        cmd.args([
-            "pg",
-            "basebackup",
-            "--resource",
-            name,
-            "--postgres",
-            &url_arg(r),
-        ]);
-        return Ok(cmd);
+        let req = BaseBackupRequest {
+            resource: name.to_string(),
+            postgres: url_arg(r),
+        };
+        return step(exe, plan, vault, Request::BaseBackup(req));
     }
-    cmd.args(["backup", "--resource", name]);
-    cmd.args(["--tag", &format!("category={}", r.category.get_ref())]);
-    for t in &r.tags {
-        cmd.args(["--tag", t]);
-    }
-    match *r.kind.get_ref() {
-        Kind::Files => {
-            for e in &r.exclude {
-                cmd.args(["--exclude", e]);
-            }
-            cmd.arg("--");
-            cmd.args(&r.paths);
-        }
-        Kind::Postgres => {
-            cmd.args(["--postgres", &url_arg(r)]);
-        }
-        Kind::PostgresBase => {}
-        Kind::Mysql => {
-            cmd.args(["--mysql", &url_arg(r)]);
-        }
-        Kind::Sqlite => {
-            cmd.args(["--sqlite", r.path.as_deref().unwrap_or("")]);
-        }
-        Kind::Command => {
-            let line = r.command.as_ref().map(|c| c.get_ref().as_str());
-            cmd.args(["--command", line.unwrap_or("")]);
-            if let Some(n) = &r.name {
-                cmd.args(["--stdin-name", n]);
-            }
-        }
-        Kind::S3 => {
-            let url = r.url.as_ref().map(|u| u.get_ref().as_str()).unwrap_or("");
-            cmd.args(["--s3-source", url]);
-            if let Some(e) = &r.endpoint {
-                cmd.args(["--s3-source-endpoint", e]);
-            }
-        }
-    }
-    Ok(cmd)
+    let source = match *r.kind.get_ref() {
+        Kind::Files => SourceSpec::Files {
+            paths: r.paths.iter().map(PathBuf::from).collect(),
+            excludes: r.exclude.clone(),
+            no_cache: false,
+        },
+        Kind::Postgres | Kind::PostgresBase => SourceSpec::Postgres {
+            url: url_arg(r),
+            databases: vec![],
+        },
+        Kind::Mysql => SourceSpec::Mysql {
+            url: url_arg(r),
+            databases: vec![],
+        },
+        Kind::Sqlite => SourceSpec::Sqlite {
+            path: PathBuf::from(r.path.as_deref().unwrap_or("")),
+        },
+        Kind::Command => SourceSpec::Command {
+            line: r
+                .command
+                .as_ref()
+                .map(|c| c.get_ref().clone())
+                .unwrap_or_default(),
+            name: r.name.clone().unwrap_or_else(|| "command.out".into()),
+        },
+        Kind::S3 => SourceSpec::S3 {
+            url: r
+                .url
+                .as_ref()
+                .map(|u| u.get_ref().clone())
+                .unwrap_or_default(),
+            endpoint: r.endpoint.clone(),
+        },
+    };
+    let mut tags = vec![format!("category={}", r.category.get_ref())];
+    tags.extend(r.tags.iter().cloned());
+    let req = BackupRequest {
+        source,
+        resource: Some(name.to_string()),
+        tags,
+        time_ns: None,
+        host: None,
+    };
+    step(exe, plan, vault, Request::Backup(req))
 }
 
 /// Copy every point of `name` missing in `dest` (idempotent: copied points are recognised).
-pub fn copy(exe: &Path, plan: &Plan, name: &str, dest: &str) -> Result<Command, PrepareError> {
+pub fn copy(exe: &Path, plan: &Plan, name: &str, dest: &str) -> Result<Step, PrepareError> {
     let (_, c) = resource(plan, name)?;
-    let mut cmd = base(exe, plan, c.vault.get_ref())?;
     let d = vault(plan, dest)?;
-    secret_env(&mut cmd, dest, d, "HOLDFAST_TO")?;
-    cmd.args(["copy", "--resource", name, "--to", d.url.get_ref()]);
-    if let Some(e) = &d.endpoint {
-        cmd.args(["--to-s3-endpoint", e]);
+    let req = CopyRequest {
+        select: CopySelection::Resource {
+            resource: name.to_string(),
+        },
+        to: Destination {
+            vault: d.url.get_ref().clone(),
+            s3_endpoint: d.endpoint.clone(),
+            s3_region: d.region.clone(),
+        },
+    };
+    let mut s = step(exe, plan, c.vault.get_ref(), Request::Copy(req))?;
+    secret_env(&mut s.cmd, dest, d, "HOLDFAST_TO")?;
+    Ok(s)
+}
+
+/// The category's retention of `name` as a forget request; None when the category keeps
+/// every point.
+pub fn retention(plan: &Plan, name: &str) -> Result<Option<ForgetRequest>, PrepareError> {
+    let (_, c) = resource(plan, name)?;
+    let r = &c.retention;
+    if !r.forgets() {
+        return Ok(None);
     }
-    if let Some(r) = &d.region {
-        cmd.args(["--to-s3-region", r]);
-    }
-    Ok(cmd)
+    let keep = Keep {
+        last: r.keep_last.unwrap_or(0),
+        daily: r.keep_daily.unwrap_or(0),
+        weekly: r.keep_weekly.unwrap_or(0),
+        monthly: r.keep_monthly.unwrap_or(0),
+        yearly: r.keep_yearly.unwrap_or(0),
+        hourly: 0,
+        // min_days protects young points from the count rules; a lifecycle limit alone
+        // keeps everything younger than it anyway.
+        within: r
+            .min_days
+            .as_ref()
+            .filter(|_| r.has_rule())
+            .map(|d| format!("{}d", d.get_ref())),
+    };
+    Ok(Some(ForgetRequest {
+        select: Selection::Rules {
+            keep,
+            delete_after: r.delete_after.as_ref().map(|d| d.get_ref().clone()),
+            timezone: c
+                .timezone
+                .as_ref()
+                .map_or("UTC".to_string(), |t| t.get_ref().clone()),
+            resource: Some(name.to_string()),
+            tags: vec![],
+        },
+        dry_run: false,
+        bypass_governance: false,
+    }))
 }
 
 /// The category's retention for `name` in `vault_name`; None when the category keeps all.
@@ -247,45 +320,21 @@ pub fn forget(
     plan: &Plan,
     name: &str,
     vault_name: &str,
-) -> Result<Option<Command>, PrepareError> {
-    let (_, c) = resource(plan, name)?;
-    let r = &c.retention;
-    let rules = [
-        ("--keep-last", r.keep_last),
-        ("--keep-daily", r.keep_daily),
-        ("--keep-weekly", r.keep_weekly),
-        ("--keep-monthly", r.keep_monthly),
-        ("--keep-yearly", r.keep_yearly),
-    ];
-    let any_rule = rules.iter().any(|(_, n)| n.is_some_and(|n| n > 0));
-    if !any_rule && r.delete_after.is_none() {
-        return Ok(None);
+) -> Result<Option<Step>, PrepareError> {
+    match retention(plan, name)? {
+        None => Ok(None),
+        Some(req) => step(exe, plan, vault_name, Request::Forget(req)).map(Some),
     }
-    let mut cmd = base(exe, plan, vault_name)?;
-    cmd.args(["forget", "--resource", name]);
-    for (flag, n) in rules {
-        if let Some(n) = n.filter(|n| *n > 0) {
-            cmd.args([flag, &n.to_string()]);
-        }
-    }
-    if let Some(d) = &r.min_days
-        && any_rule
-    {
-        cmd.args(["--keep-within", &format!("{}d", d.get_ref())]);
-    }
-    if let Some(d) = &r.delete_after {
-        cmd.args(["--delete-after", d.get_ref()]);
-    }
-    let tz = c.timezone.as_ref().map_or("UTC", |t| t.get_ref().as_str());
-    cmd.args(["--timezone", tz]);
-    Ok(Some(cmd))
 }
 
 /// Prune `vault_name`.
-pub fn prune(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Command, PrepareError> {
-    let mut cmd = base(exe, plan, vault_name)?;
-    cmd.arg("prune");
-    Ok(cmd)
+pub fn prune(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Step, PrepareError> {
+    step(
+        exe,
+        plan,
+        vault_name,
+        Request::Prune(PruneRequest::default()),
+    )
 }
 
 /// The part of a rotation the `done`-th verify with a `pct` share reads: (K, N) with
@@ -303,39 +352,41 @@ pub fn verify(
     vault_name: &str,
     read_data: ReadData,
     done: usize,
-) -> Result<Command, PrepareError> {
-    let mut cmd = base(exe, plan, vault_name)?;
-    cmd.arg("verify");
-    match read_data {
-        ReadData::None => {}
-        ReadData::All => {
-            cmd.arg("--read-data");
-        }
+) -> Result<Step, PrepareError> {
+    let read = match read_data {
+        ReadData::None => ReadShare::None,
+        ReadData::All => ReadShare::All,
         ReadData::Subset(p) => {
             let (k, n) = rotation(p, done);
-            cmd.args(["--read-data-subset", &format!("{k}/{n}")]);
+            ReadShare::Part { k, n }
         }
-    }
-    Ok(cmd)
+    };
+    step(
+        exe,
+        plan,
+        vault_name,
+        Request::Verify(VerifyRequest { read }),
+    )
 }
 
-/// Restore from `vault_name`: `holdfast restore` with `args` (point and target).
+/// Restore from `vault_name`.
 pub fn restore(
     exe: &Path,
     plan: &Plan,
     vault_name: &str,
-    args: &[std::ffi::OsString],
-) -> Result<Command, PrepareError> {
-    let mut cmd = base(exe, plan, vault_name)?;
-    cmd.arg("restore").args(args);
-    Ok(cmd)
+    req: RestoreRequest,
+) -> Result<Step, PrepareError> {
+    step(exe, plan, vault_name, Request::Restore(req))
 }
 
 /// List the points of `vault_name`.
-pub fn points(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Command, PrepareError> {
-    let mut cmd = base(exe, plan, vault_name)?;
-    cmd.arg("points");
-    Ok(cmd)
+pub fn points(exe: &Path, plan: &Plan, vault_name: &str) -> Result<Step, PrepareError> {
+    step(
+        exe,
+        plan,
+        vault_name,
+        Request::Points(PointsRequest::default()),
+    )
 }
 
 /// A hook: `/bin/sh -c LINE` with the job's facts in its environment, and none of the

@@ -1,5 +1,4 @@
-//! Child processes: every job step runs the `holdfast` binary itself (or a hook's shell) as
-//! a child, so a completion window can be enforced by stopping it, a crashing step cannot
+//! Child processes: every job step runs `holdfast worker` (or a hook's shell) as a child, so a completion window can be enforced by stopping it, a crashing step cannot
 //! take the scheduler down, and memory goes back to the system after each job.
 //!
 //! Secrets reach children by environment only (never argv). Children get their own process
@@ -9,10 +8,13 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use holdfast_ops::worker::{Event, Failure, Report};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::commands::Step;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +41,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The child's last error line (`holdfast: error: …` without the prefix), else a
-    /// description of the exit.
+    /// A hook's last line on stderr, else a description of the exit.
     pub fn error_line(&self) -> String {
         let last = self
             .stderr
@@ -48,16 +49,7 @@ impl Outcome {
             .rev()
             .map(str::trim)
             .find(|l| !l.is_empty())
-            .map(|l| {
-                let l = l
-                    .trim_start_matches("holdfast: ")
-                    .trim_start_matches("error: ");
-                // The CLI's hint is advice for a person at a terminal; the job keeps the cause.
-                match l.rfind(" (hint: ") {
-                    Some(i) if l.ends_with(')') => l[..i].to_string(),
-                    _ => l.to_string(),
-                }
-            });
+            .map(str::to_string);
         match (last, self.code) {
             (Some(l), _) => l,
             (None, Some(c)) => format!("exited with code {c}"),
@@ -92,32 +84,14 @@ fn signal_group(pid: u32, sig: i32) {
     }
 }
 
-/// Run `cmd` until it exits, `deadline` passes, or `kill` turns true. A stopped child gets
-/// SIGTERM, then SIGKILL after 10 s.
-pub async fn run(
-    mut cmd: Command,
+/// Wait for `child` until it exits, `deadline` passes, or `kill` turns true. A stopped child
+/// gets SIGTERM, then SIGKILL after 10 s.
+async fn supervise(
+    child: &mut tokio::process::Child,
     deadline: Option<Instant>,
     kill: &mut watch::Receiver<bool>,
-) -> std::io::Result<Outcome> {
-    prepare(&mut cmd);
-    let mut child = cmd.spawn()?;
+) -> std::io::Result<(std::process::ExitStatus, Ended)> {
     let pid = child.id().unwrap_or(0);
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let out_task = tokio::spawn(async move {
-        let mut s = Vec::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_end(&mut s).await;
-        }
-        String::from_utf8_lossy(&s).into_owned()
-    });
-    let err_task = tokio::spawn(async move {
-        let mut s = Vec::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_end(&mut s).await;
-        }
-        String::from_utf8_lossy(&s).into_owned()
-    });
     let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
     let until = deadline.unwrap_or(far);
     let mut ended = Ended::Exited;
@@ -144,6 +118,33 @@ pub async fn run(
             }
         }
     };
+    Ok((status, ended))
+}
+
+fn read_all<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    r: Option<R>,
+) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut s = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut s).await;
+        }
+        String::from_utf8_lossy(&s).into_owned()
+    })
+}
+
+/// Run `cmd` (a hook) until it exits, `deadline` passes, or `kill` turns true. A stopped
+/// child gets SIGTERM, then SIGKILL after 10 s.
+pub async fn run(
+    mut cmd: Command,
+    deadline: Option<Instant>,
+    kill: &mut watch::Receiver<bool>,
+) -> std::io::Result<Outcome> {
+    prepare(&mut cmd);
+    let mut child = cmd.spawn()?;
+    let out_task = read_all(child.stdout.take());
+    let err_task = read_all(child.stderr.take());
+    let (status, ended) = supervise(&mut child, deadline, kill).await?;
     let stdout = out_task.await.unwrap_or_default();
     let stderr = err_task.await.unwrap_or_default();
     Ok(Outcome {
@@ -152,6 +153,96 @@ pub async fn run(
         stderr,
         ended,
     })
+}
+
+/// How a worker ended: its result as its events say, or why there is none.
+#[derive(Debug)]
+pub enum WorkerResult {
+    /// It reported a result.
+    Done(Report),
+    /// It reported a failure.
+    Failed(Failure),
+    /// Its deadline passed; it was stopped.
+    Deadline,
+    /// The daemon is shutting down; it was stopped.
+    Shutdown,
+    /// It ended without a result (it crashed, or is not a holdfast that speaks the
+    /// protocol): how it exited.
+    Silent(String),
+}
+
+/// What a worker said besides its result.
+#[derive(Debug)]
+pub struct WorkerRun {
+    /// The result.
+    pub result: WorkerResult,
+    /// Its warning events.
+    pub warnings: Vec<String>,
+}
+
+/// Run a worker job: the job on its stdin, its events read as they come (`progress` gets
+/// each progress event's byte count), until it exits, `deadline` passes or `kill` turns
+/// true.
+pub async fn run_worker(
+    step: Step,
+    deadline: Option<Instant>,
+    kill: &mut watch::Receiver<bool>,
+    progress: impl Fn(u64) + Send + 'static,
+) -> std::io::Result<WorkerRun> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let Step { mut cmd, job } = step;
+    prepare(&mut cmd);
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let input = serde_json::to_vec(&job).map_err(std::io::Error::other)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let stdout = child.stdout.take();
+    let events = tokio::spawn(async move {
+        let mut result = None;
+        let mut warnings = Vec::new();
+        let Some(stdout) = stdout else {
+            return (result, warnings);
+        };
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match serde_json::from_str::<Event>(&line) {
+                Ok(Event::Progress { bytes }) => progress(bytes),
+                Ok(Event::Warning { message }) => warnings.push(message),
+                Ok(Event::Note { message }) => tracing::debug!("{message}"),
+                Ok(Event::Done { report }) => result = Some(WorkerResult::Done(report)),
+                Ok(Event::Failed(f)) => result = Some(WorkerResult::Failed(f)),
+                Err(e) => tracing::warn!("worker: not an event ({e}): {line}"),
+            }
+        }
+        (result, warnings)
+    });
+    let err_task = read_all(child.stderr.take());
+    let (status, ended) = supervise(&mut child, deadline, kill).await?;
+    let (said, warnings) = events.await.unwrap_or((None, Vec::new()));
+    let stderr = err_task.await.unwrap_or_default();
+    let result = match (ended, said) {
+        (Ended::Deadline, _) => WorkerResult::Deadline,
+        (Ended::Shutdown, _) => WorkerResult::Shutdown,
+        (Ended::Exited, Some(r)) => r,
+        (Ended::Exited, None) => {
+            if !stderr.trim().is_empty() {
+                tracing::warn!(
+                    "worker ended without a result; its stderr: {}",
+                    stderr.trim()
+                );
+            }
+            WorkerResult::Silent(match status.code() {
+                Some(c) => format!("the worker ended without a result (exit code {c})"),
+                None => "the worker ended without a result (killed by a signal)".into(),
+            })
+        }
+    };
+    Ok(WorkerRun { result, warnings })
 }
 
 /// Resolve when the flag becomes true (never, if its sender is gone while false).

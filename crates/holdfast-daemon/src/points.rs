@@ -1,6 +1,6 @@
 //! The vaults' point lists for `GET /api/v1/points`, without a process per request.
 //!
-//! Listing a vault's points means a `holdfast points` child (key derivation, index load), so
+//! Listing a vault's points means a points worker child (key derivation, index load), so
 //! the API serves them from a per-vault cache:
 //!
 //! - a list is served as is while it is younger than [`FRESH_FOR`] and no job of this daemon
@@ -23,6 +23,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use holdfast_ops::points::PointRow;
+use holdfast_ops::worker::Report;
+
+use crate::exec::WorkerResult;
 use crate::runner::{Runtime, now_ns};
 
 /// How long a vault's list is served without re-reading it (unless a job changed the vault).
@@ -48,8 +52,8 @@ pub enum PointsError {
 /// A vault's points as last read.
 #[derive(Debug, Clone)]
 pub struct Points {
-    /// Every point of the vault (the JSON array of `holdfast points`).
-    pub all: Arc<serde_json::Value>,
+    /// Every point of the vault (the rows of `holdfast points --json`).
+    pub all: Arc<Vec<PointRow>>,
     /// When it was read (Unix ns).
     pub fetched_ns: i64,
 }
@@ -163,23 +167,31 @@ impl PointsCache {
     }
 }
 
-/// One `holdfast points` child for `vault`.
-async fn read(rt: &Runtime, vault: &str) -> Result<serde_json::Value, String> {
+/// One points worker for `vault`, stopped after `limit`.
+pub async fn list(rt: &Runtime, vault: &str, limit: Duration) -> Result<Vec<PointRow>, String> {
     let plan = rt.plan();
-    let cmd = crate::commands::points(&rt.exe, &plan.plan, vault).map_err(|e| e.to_string())?;
+    let step = crate::commands::points(&rt.exe, &plan.plan, vault).map_err(|e| e.to_string())?;
     let mut kill = rt.kill.subscribe();
-    let deadline = Instant::now() + REFRESH_TIMEOUT;
-    match crate::exec::run(cmd, Some(deadline), &mut kill).await {
-        Ok(o) if o.ended == crate::exec::Ended::Exited && o.code == Some(0) => {
-            let v: serde_json::Value = serde_json::from_str(o.stdout.trim())
-                .map_err(|e| format!("vault {vault}: unreadable point list: {e}"))?;
-            if v.is_array() {
-                Ok(v)
-            } else {
-                Err(format!("vault {vault}: the point list is not a list"))
-            }
-        }
-        Ok(o) => Err(o.error_line()),
-        Err(e) => Err(format!("cannot run {}: {e}", rt.exe.display())),
+    let deadline = Instant::now() + limit;
+    let run = crate::exec::run_worker(step, Some(deadline), &mut kill, |_| {})
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", rt.exe.display()))?;
+    match run.result {
+        WorkerResult::Done(Report::Points { points }) => Ok(points),
+        WorkerResult::Done(other) => Err(format!(
+            "vault {vault}: the worker answered a point list with a {} report",
+            other.op()
+        )),
+        WorkerResult::Failed(f) => Err(f.message),
+        WorkerResult::Deadline => Err(format!(
+            "vault {vault}: listing the points took longer than {}s",
+            limit.as_secs()
+        )),
+        WorkerResult::Shutdown => Err("the daemon is shutting down".into()),
+        WorkerResult::Silent(m) => Err(m),
     }
+}
+
+async fn read(rt: &Runtime, vault: &str) -> Result<Vec<PointRow>, String> {
+    list(rt, vault, REFRESH_TIMEOUT).await
 }

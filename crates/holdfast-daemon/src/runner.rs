@@ -8,17 +8,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::process::Command;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::catalog::Catalog;
 use crate::commands;
-use crate::exec::{self, Ended, Outcome};
+use crate::exec::{self, WorkerResult, WorkerRun};
 use crate::job::{JobKind, JobState};
 use crate::notify::{Notifier, SharedPlan};
 use crate::points::PointsCache;
 use crate::settings::LoadedPlan;
+use holdfast_ops::worker::Report;
 
 pub use crate::clock::{hostname, humanize, now_ns, rfc3339};
 
@@ -101,7 +101,11 @@ enum Try {
         point_ns: Option<i64>,
         message: Option<String>,
     },
-    Failed(String),
+    /// It failed; `retryable`: running it again later may succeed.
+    Failed {
+        message: String,
+        retryable: bool,
+    },
     Deadline,
     Shutdown,
 }
@@ -119,17 +123,40 @@ impl Try {
     }
 }
 
-fn failed_or(o: &Outcome, ok: impl FnOnce(&Outcome) -> Try) -> Try {
-    match o.ended {
-        Ended::Deadline => Try::Deadline,
-        Ended::Shutdown => Try::Shutdown,
-        Ended::Exited if matches!(o.code, Some(0) | Some(3)) => ok(o),
-        Ended::Exited => Try::Failed(o.error_line()),
+impl Try {
+    /// A failure a retry does not help (a plan or configuration error).
+    fn fail(message: impl Into<String>) -> Try {
+        Try::Failed {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// A worker answered with a report of another operation.
+    fn mismatch(want: &str, got: &Report) -> Try {
+        Try::fail(format!(
+            "the worker answered a {want} with a {} report",
+            got.op()
+        ))
     }
 }
 
-fn json(o: &Outcome) -> serde_json::Value {
-    serde_json::from_str(o.stdout.trim()).unwrap_or(serde_json::Value::Null)
+/// How a worker's run ended, with `ok` judging its report.
+fn judged(run: WorkerRun, ok: impl FnOnce(Report) -> Try) -> Try {
+    match run.result {
+        WorkerResult::Done(r) => ok(r),
+        WorkerResult::Failed(f) => Try::Failed {
+            message: f.message,
+            retryable: f.retryable,
+        },
+        WorkerResult::Deadline => Try::Deadline,
+        WorkerResult::Shutdown => Try::Shutdown,
+        // A crashed worker (out of memory, killed): worth another attempt.
+        WorkerResult::Silent(m) => Try::Failed {
+            message: m,
+            retryable: true,
+        },
+    }
 }
 
 fn ts_ns(s: &str) -> Option<i64> {
@@ -424,7 +451,7 @@ impl Runtime {
                     JobKind::Backup,
                     "",
                     job,
-                    Try::Failed(e.to_string()),
+                    Try::fail(e.to_string()),
                     None,
                 );
                 return report;
@@ -467,11 +494,16 @@ impl Runtime {
         let result = loop {
             attempt += 1;
             if let Err(e) = self.catalog.start(job, now_ns()) {
-                break Try::Failed(e.to_string());
+                break Try::fail(e.to_string());
             }
             let t = self.backup_once(plan, resource, job, deadline).await;
             match t {
-                Try::Failed(m) if attempt <= settings.retries && !*self.draining.borrow() => {
+                // Only a failure a retry may mend is retried: a wrong key, a missing vault or
+                // a resource outside the key's scope fails at once.
+                Try::Failed {
+                    message: m,
+                    retryable: true,
+                } if attempt <= settings.retries && !*self.draining.borrow() => {
                     tracing::warn!(
                         job,
                         resource,
@@ -490,8 +522,11 @@ impl Runtime {
                     }
                     backoff = backoff.saturating_mul(2);
                 }
-                Try::Failed(m) if attempt > 1 => {
-                    break Try::Failed(format!("{m} (after {attempt} attempts)"));
+                Try::Failed { message, retryable } if attempt > 1 => {
+                    break Try::Failed {
+                        message: format!("{message} (after {attempt} attempts)"),
+                        retryable,
+                    };
                 }
                 other => break other,
             }
@@ -522,17 +557,19 @@ impl Runtime {
                 Some(job),
                 cmd,
                 window,
-                |o| {
-                    let v = json(o);
-                    let copied = v["copied"].as_array().map_or(0, Vec::len);
-                    let there = v["already_there"].as_array().map_or(0, Vec::len);
-                    Try::Done {
+                |r| match r {
+                    Report::Copy(c) => Try::Done {
                         state: JobState::Completed,
-                        bytes: v["stored_added"].as_u64(),
-                        point: v["copied"][0][1].as_str().map(String::from),
+                        bytes: Some(c.stored_added),
+                        point: c.copied.first().map(|p| p.1.clone()),
                         point_ns: None,
-                        message: Some(format!("{copied} point(s) copied, {there} already there")),
-                    }
+                        message: Some(format!(
+                            "{} point(s) copied, {} already there",
+                            c.copied.len(),
+                            c.already_there.len()
+                        )),
+                    },
+                    other => Try::mismatch("copy", &other),
                 },
             )
             .await;
@@ -555,11 +592,12 @@ impl Runtime {
                 Some(job),
                 cmd,
                 window,
-                |o| {
-                    let j = json(o);
-                    forgot = j["forget"].as_array().map_or(0, Vec::len);
-                    let kept = j["keep"].as_array().map_or(0, Vec::len);
-                    Try::note(format!("forgot {forgot} point(s), kept {kept}"))
+                |r| match r {
+                    Report::Forget(f) => {
+                        forgot = f.forget.len();
+                        Try::note(format!("forgot {forgot} point(s), kept {}", f.keep.len()))
+                    }
+                    other => Try::mismatch("forget", &other),
                 },
             )
             .await;
@@ -573,13 +611,12 @@ impl Runtime {
                     Some(job),
                     cmd,
                     None,
-                    |o| {
-                        let j = json(o);
-                        Try::note(format!(
+                    |r| match r {
+                        Report::Prune(p) => Try::note(format!(
                             "deleted {} pack(s), freed {} bytes",
-                            j["deleted_packs"].as_u64().unwrap_or(0),
-                            j["freed_bytes"].as_u64().unwrap_or(0)
-                        ))
+                            p.deleted_packs, p.freed_bytes
+                        )),
+                        other => Try::mismatch("prune", &other),
                     },
                 )
                 .await;
@@ -598,9 +635,9 @@ impl Runtime {
         resource: &str,
         vault: &str,
         parent: Option<i64>,
-        cmd: Result<Command, commands::PrepareError>,
+        step: Result<commands::Step, commands::PrepareError>,
         window: Option<Duration>,
-        ok: impl FnOnce(&Outcome) -> Try,
+        ok: impl FnOnce(Report) -> Try,
     ) {
         let job = match self
             .catalog
@@ -620,35 +657,64 @@ impl Runtime {
             window,
             start_by: None,
         };
-        self.execute(report, &spec, cmd, |o| failed_or(o, ok)).await;
+        self.execute(report, &spec, step, ok).await;
     }
 
-    /// Run the recorded job `spec.job` as one child: wait for a slot (expired when none
-    /// frees before `start_by`), then run `cmd` within the completion window; `judge` reads
-    /// how the child ended.
+    /// Run the recorded job `spec.job` as one worker: wait for a slot (expired when none
+    /// frees before `start_by`), then run `step` within the completion window; `judge` reads
+    /// the worker's report.
     async fn execute(
         &self,
         report: &mut RunReport,
         spec: &JobSpec<'_>,
-        cmd: Result<Command, commands::PrepareError>,
-        judge: impl FnOnce(&Outcome) -> Try,
+        step: Result<commands::Step, commands::PrepareError>,
+        judge: impl FnOnce(Report) -> Try,
     ) {
-        let cmd = match cmd {
-            Ok(c) => c,
-            Err(e) => return self.end(report, spec, Try::Failed(e.to_string())),
+        let step = match step {
+            Ok(s) => s,
+            Err(e) => return self.end(report, spec, Try::fail(e.to_string())),
         };
         let Some(permits) = self.slot_for(report, spec).await else {
             return;
         };
         let _ = self.catalog.start(spec.job, now_ns());
         let deadline = spec.window.map(|w| Instant::now() + w);
-        let mut kill = self.kill.subscribe();
-        let t = match exec::run(cmd, deadline, &mut kill).await {
-            Ok(o) => judge(&o),
-            Err(e) => Try::Failed(format!("cannot run {}: {e}", self.exe.display())),
-        };
+        let t = self.work(spec.job, step, deadline, judge).await;
         drop(permits);
         self.end(report, spec, t);
+    }
+
+    /// Run `step` as job `job`'s worker: its progress and its report go to the catalog,
+    /// `judge` reads the report.
+    async fn work(
+        &self,
+        job: i64,
+        step: commands::Step,
+        deadline: Option<Instant>,
+        judge: impl FnOnce(Report) -> Try,
+    ) -> Try {
+        let mut kill = self.kill.subscribe();
+        let catalog = self.catalog.clone();
+        let progress = move |bytes: u64| {
+            let _ = catalog.progress(job, bytes);
+        };
+        match exec::run_worker(step, deadline, &mut kill, progress).await {
+            Ok(run) => {
+                for w in &run.warnings {
+                    tracing::warn!(job, "{w}");
+                }
+                if let WorkerResult::Done(r) = &run.result
+                    && let Err(e) = self.catalog.set_report(job, &r.to_json())
+                {
+                    tracing::error!("{e}");
+                }
+                judged(run, judge)
+            }
+            Err(e) => Try::Failed {
+                message: format!("cannot run {}: {e}", self.exe.display()),
+                retryable: true,
+            },
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use crate::vault::Vault;
 use crate::writer::{BlobWriter, with_writer};
 
 /// What a copy did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct CopyReport {
     /// Points written to the destination: (source id, destination id).
     pub copied: Vec<(String, String)>,

@@ -5,7 +5,9 @@
 use holdfast_storage::{ErrorKind as StorageKind, StorageError};
 
 /// The class of an [`Error`], stable for scripts (the CLI maps it to exit codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// No vault at the location.
@@ -33,6 +35,9 @@ pub enum ErrorKind {
     /// The run's session was abandoned, claimed or ended by another command (a prune, or a
     /// forged marker): nothing was committed; running it again may succeed.
     Interrupted,
+    /// A program a source or target runs (pg_dump, mariadb-dump, an export command, psql)
+    /// failed: the database may be down or restarting; running it again may succeed.
+    SourceFailed,
 }
 
 /// An engine error.
@@ -111,6 +116,14 @@ pub enum Error {
     /// See [`ErrorKind::Interrupted`].
     #[error("{0}")]
     Session(String),
+    /// See [`ErrorKind::SourceFailed`].
+    #[error("{message}")]
+    SourceFailed {
+        /// The program that failed.
+        program: String,
+        /// What it was doing, how it ended, and the end of its error output.
+        message: String,
+    },
 }
 
 impl Error {
@@ -119,6 +132,14 @@ impl Error {
         Error::Damaged {
             object: object.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// A failed source or target program.
+    pub fn source_failed(program: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::SourceFailed {
+            program: program.into(),
+            message: message.into(),
         }
     }
 
@@ -150,12 +171,16 @@ impl Error {
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Locked(_) => ErrorKind::Locked,
             Error::Session(_) => ErrorKind::Interrupted,
+            Error::SourceFailed { .. } => ErrorKind::SourceFailed,
         }
     }
 
     /// Whether retrying the same operation later may succeed.
     pub fn retryable(&self) -> bool {
-        matches!(self.kind(), ErrorKind::Unreachable)
+        matches!(
+            self.kind(),
+            ErrorKind::Unreachable | ErrorKind::SourceFailed | ErrorKind::Interrupted
+        )
     }
 
     /// What the user can do about it.
@@ -193,6 +218,9 @@ impl Error {
             }
             ErrorKind::Interrupted => {
                 "run it again; if it recurs, `holdfast verify` lists forged session markers"
+            }
+            ErrorKind::SourceFailed => {
+                "check that the database or program is up and the credentials are right, then run it again"
             }
         }
     }

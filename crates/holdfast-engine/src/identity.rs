@@ -221,7 +221,9 @@ pub enum Signer<'a> {
 }
 
 /// Who wrote a point, as far as its signature shows.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Attribution {
     /// Signed by a full key of the vault.

@@ -11,7 +11,7 @@ use crate::id::Id;
 use crate::identity::Attribution;
 
 /// Counters of one backup.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Files not in the previous point of this resource on this host.
     pub files_new: u64,
@@ -36,7 +36,7 @@ pub struct Summary {
 }
 
 /// Where a point's data came from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceInfo {
     /// `files`, `stdin`, later `postgres`, `mysql`, …
     pub kind: String,

@@ -64,7 +64,7 @@ impl Default for PruneOptions {
 }
 
 /// A session a notice is still waiting for.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Waiting {
     /// Session id.
     pub session: String,
@@ -73,7 +73,7 @@ pub struct Waiting {
 }
 
 /// A notice left for a later prune.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PendingReport {
     /// Notice name.
     pub notice: String,
@@ -86,7 +86,7 @@ pub struct PendingReport {
 }
 
 /// What `prune` did (or, with `dry_run`, would do).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PruneReport {
     /// Whether nothing was changed.
     pub dry_run: bool,

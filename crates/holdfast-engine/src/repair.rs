@@ -25,7 +25,7 @@ use crate::pack;
 use crate::vault::{Damage, Vault};
 
 /// What `repair index` did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RepairReport {
     /// Packs in storage.
     pub packs: usize,

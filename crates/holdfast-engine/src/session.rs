@@ -48,7 +48,7 @@ const ABANDON: &[u8] = b"abandon";
 pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// Who started a session (sealed in its start object).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SessionInfo {
     /// What the session does: `backup`, `copy`, `restore`, `verify`, `prune`.
     pub purpose: String,

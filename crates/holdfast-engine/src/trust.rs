@@ -60,7 +60,7 @@ fn fmt_ns(ns: i64) -> String {
 }
 
 /// Why a point is not trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConcernKind {
     /// Its signature or certificate does not verify.
@@ -76,7 +76,7 @@ pub enum ConcernKind {
 }
 
 /// Why a point is not trusted, in words and as a kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Concern {
     /// The class.
     pub kind: ConcernKind,

@@ -58,7 +58,7 @@ pub struct Origin {
 pub type PointEntry = (Id, Manifest);
 
 /// Damage found while loading: the object and why.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Damage {
     /// Object path.
     pub object: String,

@@ -34,7 +34,7 @@ pub enum Subset {
 }
 
 /// A recovery point hit by damage.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Affected {
     /// Point id.
     pub point: String,
@@ -47,7 +47,7 @@ pub struct Affected {
 }
 
 /// The outcome of `verify`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Report {
     /// Recovery points checked.
     pub points: usize,
@@ -71,7 +71,7 @@ pub struct Report {
 }
 
 /// A point `verify` does not trust.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Untrusted {
     /// Point id.
     pub point: String,

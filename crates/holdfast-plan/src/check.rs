@@ -215,7 +215,7 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
         });
     }
     for (name, v) in &plan.vaults {
-        if let Err(e) = holdfast_storage::url::Location::parse(v.url.get_ref()) {
+        if let Err(e) = holdfast_location::Location::parse(v.url.get_ref()) {
             c.at(
                 &v.url,
                 format!("vault {name:?}: {}", e.message),
@@ -312,16 +312,7 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
             }
         }
         let r = &cat.retention;
-        let rules = [
-            r.keep_last,
-            r.keep_daily,
-            r.keep_weekly,
-            r.keep_monthly,
-            r.keep_yearly,
-        ]
-        .iter()
-        .any(|x| x.is_some_and(|n| n > 0));
-        if !rules && r.min_days.is_none() && r.delete_after.is_none() {
+        if !r.forgets() && r.min_days.is_none() {
             let line = c.line_for_table(&format!("[categories.{name}"));
             c.out.push(Problem {
                 line,

@@ -149,6 +149,28 @@ pub struct Retention {
     pub delete_after: Option<Spanned<String>>,
 }
 
+impl Retention {
+    /// Whether any count rule (`keep_*` above 0) is set. The one place this is decided: plan
+    /// check, `plan check --connect` and the daemon's retention job all ask here.
+    pub fn has_rule(&self) -> bool {
+        [
+            self.keep_last,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ]
+        .iter()
+        .any(|x| x.is_some_and(|n| n > 0))
+    }
+
+    /// Whether the retention job forgets anything (a rule, or a `delete_after`); otherwise
+    /// the category keeps every point and no retention job runs.
+    pub fn forgets(&self) -> bool {
+        self.has_rule() || self.delete_after.is_some()
+    }
+}
+
 /// A category of data.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -73,17 +73,28 @@ pub fn run_capture(mut cmd: Command, what: &str) -> Result<String> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| spawn_error(&program, what, e))?;
-    if !out.status.success() {
-        return Err(Error::Input(format!(
-            "{what}: {program} failed ({}): {}",
-            out.status,
-            tail(&out.stderr)
-        )));
-    }
+    exited(&program, what, &out)?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn spawn_error(program: &str, what: &str, e: std::io::Error) -> Error {
+/// `Ok` if a finished program exited 0; otherwise a [`Error::SourceFailed`] naming it and
+/// quoting the end of its standard error.
+pub fn exited(program: &str, what: &str, out: &std::process::Output) -> Result<()> {
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::source_failed(
+        program,
+        format!(
+            "{what}: {program} failed ({}): {}",
+            out.status,
+            tail(&out.stderr)
+        ),
+    ))
+}
+
+/// The error for a program that could not be started: "not found" says to install it.
+pub fn spawn_error(program: &str, what: &str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::Input(format!(
             "{what}: {program} not found (install it or put it on PATH)"
@@ -155,9 +166,9 @@ pub fn stream_child(
     if stored.is_err() {
         let _ = child.kill();
     }
-    let status = child
-        .wait()
-        .map_err(|err| Error::Input(format!("{name}: waiting for {program}: {err}")))?;
+    let status = child.wait().map_err(|err| {
+        Error::source_failed(&program, format!("{name}: waiting for {program}: {err}"))
+    })?;
     let stderr = err_thread.join().unwrap_or_default();
     Ok(ChildRun {
         stored,
@@ -218,11 +229,14 @@ impl Source for ExportsSource {
             let (status, err_out) = (run.status, run.stderr);
             let (content, size) = run.stored?;
             if !status.success() {
-                return Err(Error::Input(format!(
-                    "{}: {program} failed ({status}); nothing was committed: {}",
-                    e.name,
-                    tail(&err_out)
-                )));
+                return Err(Error::source_failed(
+                    &program,
+                    format!(
+                        "{}: {program} failed ({status}); nothing was committed: {}",
+                        e.name,
+                        tail(&err_out)
+                    ),
+                ));
             }
             total += size;
             nodes.push(crate::stream::file_node(&e.name, size, content));

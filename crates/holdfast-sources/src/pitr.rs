@@ -171,10 +171,13 @@ impl Source for BaseBackupSource {
         );
         let (content, size) = run.stored?;
         if !status.success() {
-            return Err(Error::Input(format!(
-                "pg_basebackup failed ({status}); nothing was committed: {}",
-                crate::export::tail(err_out.as_bytes())
-            )));
+            return Err(Error::source_failed(
+                "pg_basebackup",
+                format!(
+                    "pg_basebackup failed ({status}); nothing was committed: {}",
+                    crate::export::tail(err_out.as_bytes())
+                ),
+            ));
         }
         // With -X none pg_basebackup does not print its WAL range. The server's insert
         // position before and after bounds it: a restore to an LSN or time picks a base

@@ -30,7 +30,9 @@ use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
 use rustix::io::Errno;
 
 /// Outcome of a restore.
-#[derive(Debug, Default, Clone, serde_like::Serialize)]
+#[derive(
+    Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct RestoreReport {
     /// Files restored.
     pub files: u64,
@@ -44,10 +46,6 @@ pub struct RestoreReport {
     pub damaged: Vec<String>,
     /// Local errors (permissions, disk full).
     pub errors: Vec<String>,
-}
-
-mod serde_like {
-    pub use serde::Serialize;
 }
 
 /// Which paths to restore: all, or those matching include globs. A pattern with `/` matches

@@ -1,7 +1,7 @@
 //! The shared storage suite against the real backends: a local folder and a real
 //! S3-compatible server (moto) on loopback; plus the S3 backend's error mapping.
 
-use holdfast_storage::url::{Location, S3Options};
+use holdfast_storage::url::{Location, OpenLocation, S3Options};
 use holdfast_storage::{ErrorKind, Handle, Kind};
 use holdfast_testkit::Moto;
 

@@ -4,8 +4,9 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 use holdfast_engine::keys::{self, KdfParams};
-use holdfast_engine::verify::{self, Subset, VerifyOptions};
+use holdfast_engine::verify::Subset;
 use holdfast_engine::{Error, Result, Vault};
+use holdfast_ops::verify::{ReadShare, VerifyRequest};
 
 use super::{Ctx, origin};
 use crate::cli::VerifyArgs;
@@ -53,23 +54,44 @@ fn parse_subset(s: &str) -> Result<Subset> {
     Ok(Subset::Pct(v))
 }
 
-pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
-    let subset = a
+/// The request `a` describes.
+pub fn verify_request(a: &VerifyArgs) -> Result<VerifyRequest> {
+    let read = match a
         .read_data_subset
         .as_deref()
         .map(parse_subset)
-        .transpose()?;
-    let vault = ctx.open()?;
-    let opts = VerifyOptions {
-        read_data: a.read_data || subset.is_some(),
-        subset,
+        .transpose()?
+    {
+        Some(Subset::Pct(pct)) => ReadShare::Percent { pct },
+        Some(Subset::Part(k, n)) => ReadShare::Part { k, n },
+        None if a.read_data => ReadShare::All,
+        None => ReadShare::None,
     };
-    let pb = output::progress(ctx.json, ctx.quiet, "verify");
-    let progress = |n: u64| pb.inc(n);
-    let report = verify::verify(&vault, opts, &progress)?;
-    pb.finish_and_clear();
+    Ok(VerifyRequest { read })
+}
+
+/// Open the vault, load its index and verify it.
+pub fn run_verify(
+    ctx: &Ctx,
+    sink: &dyn holdfast_ops::Sink,
+    req: &VerifyRequest,
+) -> Result<holdfast_ops::verify::VerifyOutput> {
+    let vault = ctx.open()?;
+    ctx.with_ops(sink, |o| holdfast_ops::verify::verify(o, &vault, req))
+}
+
+pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
+    let req = verify_request(&a)?;
+    let term = output::Term::new(ctx.json, ctx.quiet, "verify");
+    let out = run_verify(ctx, &term, &req);
+    term.finish();
+    let out = out?;
+    let report = out.report;
     if ctx.json {
-        ctx.print_json(&serde_json::json!({"ok": report.ok(), "report": report}));
+        ctx.print_report(&holdfast_ops::verify::VerifyOutput {
+            ok: out.ok,
+            report: report.clone(),
+        });
     } else {
         println!(
             "checked {} recovery points, {} packs ({} read in full, {} blobs authenticated)",
@@ -120,7 +142,10 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         Ok(exit::OK)
     } else {
         if !ctx.json {
-            eprintln!("{}", exit::render(&verify::damaged_error(&report)));
+            eprintln!(
+                "{}",
+                exit::render(&holdfast_engine::verify::damaged_error(&report))
+            );
         }
         Ok(exit::DAMAGED)
     }

@@ -1,238 +1,65 @@
 //! `forget`, `prune` and `repair index`.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use holdfast_engine::point::Manifest;
-use holdfast_engine::prune::{PruneOptions, PruneReport};
-use holdfast_engine::{Error, Id, Result, protect, prune, repair};
-use holdfast_retention::{Candidate, Policy, evaluate, parse_span, time_zone};
-use holdfast_sources::pitr;
+use holdfast_engine::prune::PruneReport;
+use holdfast_engine::{Error, Result, repair};
+use holdfast_ops::forget::{ForgetRequest, Keep, Selection};
+use holdfast_ops::prune::PruneRequest;
+use holdfast_retention::parse_span;
 
-use super::{Ctx, by, now_ns, origin};
+use super::{Ctx, by};
 use crate::cli::{ForgetArgs, PruneArgs};
 use crate::{exit, output};
 
-fn matches(m: &Manifest, resource: Option<&str>, tags: &[String]) -> bool {
-    resource.is_none_or(|r| m.resource == r) && tags.iter().all(|t| m.tags.contains(t))
-}
-
-/// One line of the forget report.
-#[derive(serde::Serialize)]
-struct Line {
-    point: String,
-    time: String,
-    resource: String,
-    reasons: Vec<String>,
-}
-
-pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
-    let policy = Policy {
+/// The request `a` describes.
+pub fn forget_request(a: &ForgetArgs) -> Result<ForgetRequest> {
+    let keep = Keep {
         last: a.keep_last,
         hourly: a.keep_hourly,
         daily: a.keep_daily,
         weekly: a.keep_weekly,
         monthly: a.keep_monthly,
         yearly: a.keep_yearly,
-        within: a
-            .keep_within
-            .as_deref()
-            .map(parse_span)
-            .transpose()
-            .map_err(|e| Error::Input(e.to_string()))?,
+        within: a.keep_within.clone(),
     };
-    let delete_before = a
-        .delete_after
-        .as_deref()
-        .map(parse_span)
-        .transpose()
-        .map_err(|e| Error::Input(format!("--delete-after: {e}")))?
-        .map(|span| {
-            let now = now_ns();
-            now - (holdfast_retention::add_span(now, span) - now)
-        });
-    if !a.points.is_empty() && (!policy.is_empty() || delete_before.is_some()) {
+    let rules = keep != Keep::default() || a.delete_after.is_some();
+    if !a.points.is_empty() && rules {
         return Err(Error::Input(
             "give either point ids or --keep-* rules, not both".into(),
         ));
     }
-    let tz = time_zone(&a.timezone).map_err(|e| Error::Input(e.to_string()))?;
-    let vault = ctx.unlock()?;
-    vault.require_full("forget")?;
-    let state = protect::current(&vault)?;
-    let now = now_ns();
-    let (points, _) = vault.list_points()?;
-    let mut keep: Vec<Line> = Vec::new();
-    let mut go: Vec<(Id, Line, bool)> = Vec::new(); // (id, line, needs governance bypass)
-    let line = |id: &Id, m: &Manifest, reasons: Vec<String>| Line {
-        point: id.to_hex(),
-        time: output::time_ns(m.time_ns),
-        resource: m.resource.clone(),
-        reasons,
-    };
-    if !a.points.is_empty() {
-        let mut chosen: Vec<(Id, Manifest)> = Vec::new();
-        let mut ids = HashSet::new();
-        for spec in &a.points {
-            let (id, m) = vault.find_point(spec)?;
-            if ids.insert(id) {
-                chosen.push((id, m));
+    let req = ForgetRequest {
+        select: if a.points.is_empty() {
+            Selection::Rules {
+                keep,
+                delete_after: a.delete_after.clone(),
+                timezone: a.timezone.clone(),
+                resource: a.resource.clone(),
+                tags: a.tags.clone(),
             }
-        }
-        for (id, m) in &chosen {
-            if let Some(why) = protect::protected(&state, m, now, a.bypass_governance) {
-                return Err(Error::Locked(format!(
-                    "recovery point {} ({}) cannot be forgotten: {why}",
-                    id.short(),
-                    m.resource
-                )));
-            }
-            let bypass = protect::protected(&state, m, now, false).is_some();
-            go.push((*id, line(id, m, vec!["given".into()]), bypass));
-        }
-    } else {
-        // Untrusted points (docs/format.md 13.5) are neither counted by the rules nor deleted
-        // by them: otherwise forged points of a resource could push its genuine ones out of
-        // --keep-last. They go only when named by id.
-        let (points, untrusted) = holdfast_engine::trust::Judge::with(state.clone()).split(points);
-        for ((id, m), why) in &untrusted {
-            if matches(m, a.resource.as_deref(), &a.tags) {
-                keep.push(line(
-                    id,
-                    m,
-                    vec![format!("untrusted, not counted ({why}); forget it by id")],
-                ));
-            }
-        }
-        // Archived WAL (kind postgres-wal, resource R:wal) is not counted by the rules: it is
-        // kept from the oldest kept base backup of R onward, decided after the bases.
-        let selected: Vec<&(Id, Manifest)> = points
-            .iter()
-            .filter(|(_, m)| m.source.kind != pitr::WAL_KIND)
-            .filter(|(_, m)| matches(m, a.resource.as_deref(), &a.tags))
-            .collect();
-        let candidates: Vec<Candidate<usize>> = selected
-            .iter()
-            .enumerate()
-            .map(|(i, (_, m))| Candidate {
-                key: i,
-                time_ns: m.time_ns,
-                group: m.resource.clone(),
-            })
-            .collect();
-        let decisions = if policy.is_empty() && delete_before.is_some() {
-            // Only a lifecycle limit: every point is kept until it is too old.
-            candidates
-                .iter()
-                .map(|c| holdfast_retention::Decision {
-                    key: c.key,
-                    group: c.group.clone(),
-                    time_ns: c.time_ns,
-                    reasons: vec!["younger than --delete-after".into()],
-                })
-                .collect()
         } else {
-            evaluate(&policy, &tz, &candidates).map_err(|e| Error::Input(e.to_string()))?
-        };
-        for d in decisions {
-            let (id, m) = selected[d.key];
-            let expired = delete_before.is_some_and(|b| m.time_ns < b);
-            if d.keep() && !expired {
-                keep.push(line(id, m, d.reasons));
-            } else if let Some(why) = protect::protected(&state, m, now, a.bypass_governance) {
-                keep.push(line(id, m, vec![format!("protected: {why}")]));
-            } else {
-                let bypass = protect::protected(&state, m, now, false).is_some();
-                go.push((*id, line(id, m, vec![]), bypass));
+            Selection::Ids {
+                points: a.points.clone(),
             }
-        }
-        // WAL of the base-backup resources this run looked at.
-        let going: HashSet<String> = go.iter().map(|g| g.0.to_hex()).collect();
-        let bases: Vec<&(Id, Manifest)> = selected
-            .iter()
-            .copied()
-            .filter(|(_, m)| m.source.kind == pitr::BASE_KIND)
-            .collect();
-        let resources: HashSet<&str> = bases.iter().map(|(_, m)| m.resource.as_str()).collect();
-        for r in resources {
-            let kept: Vec<&Manifest> = bases
-                .iter()
-                .filter(|(id, m)| m.resource == r && !going.contains(&id.to_hex()))
-                .map(|(_, m)| m)
-                .collect();
-            let seg_size = |m: &Manifest| {
-                m.source
-                    .facts
-                    .get("wal_segment_size")
-                    .and_then(|s| pitr::parse_size(s))
-                    .unwrap_or(16 << 20)
-            };
-            let firsts: Vec<(u64, u64)> = kept
-                .iter()
-                .filter_map(|m| {
-                    let size = seg_size(m);
-                    pitr::base_first_segment(m.source.facts.get("start_lsn")?, size)
-                        .map(|f| (f, size))
-                })
-                .collect();
-            let size = firsts.first().map_or(16 << 20, |f| f.1);
-            let first_segs: Vec<u64> = firsts.iter().map(|f| f.0).collect();
-            let wal_res = format!("{r}:wal");
-            for (id, m) in points
-                .iter()
-                .filter(|(_, m)| m.source.kind == pitr::WAL_KIND && m.resource == wal_res)
-            {
-                let name = m.source.facts.get("wal_file").cloned().unwrap_or_default();
-                if pitr::wal_needed(&name, size, &first_segs) {
-                    let why = if first_segs.is_empty() {
-                        "WAL: no base backup of this resource is kept".to_string()
-                    } else {
-                        "WAL needed by a kept base backup".to_string()
-                    };
-                    keep.push(line(id, m, vec![why]));
-                } else if let Some(why) = protect::protected(&state, m, now, a.bypass_governance) {
-                    keep.push(line(id, m, vec![format!("protected: {why}")]));
-                } else {
-                    let bypass = protect::protected(&state, m, now, false).is_some();
-                    go.push((
-                        *id,
-                        line(id, m, vec!["WAL older than every kept base backup".into()]),
-                        bypass,
-                    ));
-                }
-            }
-        }
+        },
+        dry_run: a.dry_run,
+        bypass_governance: a.bypass_governance,
+    };
+    if let Some(d) = &a.delete_after {
+        parse_span(d).map_err(|e| Error::Input(format!("--delete-after: {e}")))?;
     }
-    let bypassed: Vec<String> = go
-        .iter()
-        .filter(|g| g.2)
-        .map(|g| g.0.to_hex()[..12].to_string())
-        .collect();
-    if !a.dry_run {
-        if !bypassed.is_empty() {
-            // Record the bypass before acting on it.
-            protect::update(&vault, &by(), now, |cur| {
-                Ok((
-                    cur.clone(),
-                    format!(
-                        "forget bypassing governance: {} point(s): {}",
-                        bypassed.len(),
-                        bypassed.join(" ")
-                    ),
-                ))
-            })?;
-        }
-        for (id, _, _) in &go {
-            vault.delete_point(id)?;
-        }
-    }
+    req.validate()?;
+    Ok(req)
+}
+
+pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
+    let req = forget_request(&a)?;
+    let r = run_forget(ctx, &req)?;
     if ctx.json {
-        let forget: Vec<&Line> = go.iter().map(|g| &g.1).collect();
-        ctx.print_json(&serde_json::json!({
-            "dry_run": a.dry_run, "keep": keep, "forget": forget,
-        }));
+        ctx.print_report(&r);
     } else if !ctx.quiet {
-        for k in &keep {
+        for k in &r.keep {
             println!(
                 "keep    {}  {}  {}  {}",
                 &k.point[..12],
@@ -241,15 +68,15 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
                 k.reasons.join(", ")
             );
         }
-        for (_, l, _) in &go {
+        for l in &r.forget {
             println!("forget  {}  {}  {}", &l.point[..12], l.time, l.resource);
         }
         println!(
             "{} {} point(s), kept {}{}",
-            if a.dry_run { "would forget" } else { "forgot" },
-            go.len(),
-            keep.len(),
-            if a.dry_run || go.is_empty() {
+            if r.dry_run { "would forget" } else { "forgot" },
+            r.forget.len(),
+            r.keep.len(),
+            if r.dry_run || r.forget.is_empty() {
                 String::new()
             } else {
                 "; run `holdfast prune` to free their space".into()
@@ -267,39 +94,44 @@ fn duration(flag: &str, s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs.max(0.0)))
 }
 
-pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
+/// The request `a` describes.
+pub fn prune_request(a: &PruneArgs) -> Result<PruneRequest> {
     if !(0.0..=100.0).contains(&a.repack_threshold) {
         return Err(Error::Input(
             "--repack-threshold must be between 0 and 100".into(),
         ));
     }
-    let opts = PruneOptions {
+    Ok(PruneRequest {
         dry_run: a.dry_run,
-        repack_unused_pct: a.repack_threshold,
-        max_wait: duration("--max-wait", &a.max_wait)?,
-        abandon_after: duration("--abandon-after", &a.abandon_after)?,
-    };
+        repack_threshold_pct: a.repack_threshold,
+        max_wait_secs: duration("--max-wait", &a.max_wait)?.as_secs(),
+        abandon_after_secs: duration("--abandon-after", &a.abandon_after)?.as_secs(),
+    })
+}
+
+/// Open the vault and prune it.
+pub fn run_prune(
+    ctx: &Ctx,
+    sink: &dyn holdfast_ops::Sink,
+    req: &PruneRequest,
+) -> Result<holdfast_ops::prune::Pruned> {
     let vault = ctx.unlock()?;
-    let info = holdfast_engine::session::SessionInfo {
-        purpose: "prune".into(),
-        host: holdfast_sources::meta::hostname(),
-        pid: std::process::id(),
-        started: origin().now,
-    };
-    let quiet = ctx.quiet || ctx.json;
-    let log = |l: &str| {
-        if !quiet {
-            eprintln!("holdfast: {l}");
-        }
-    };
-    let r = prune::prune(&vault, &opts, &info, &log)?;
-    print_prune(ctx, &r);
-    if !a.dry_run {
-        // Extend storage retention (S3 Object Lock) to the points made since the last run.
-        let st = protect::current(&vault)?;
-        if st.lock.is_some() {
-            super::protect::apply(ctx, &vault, &st, now_ns())?;
-        }
+    ctx.with_ops(sink, |o| holdfast_ops::prune::prune(o, &vault, req))
+}
+
+/// Open the vault and forget what `req` selects.
+pub fn run_forget(ctx: &Ctx, req: &ForgetRequest) -> Result<holdfast_ops::forget::ForgetReport> {
+    let vault = ctx.unlock()?;
+    holdfast_ops::forget::forget(&vault, req, &by())
+}
+
+pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
+    let req = prune_request(&a)?;
+    let term = output::Term::plain(ctx.json, ctx.quiet);
+    let r = run_prune(ctx, &term, &req)?;
+    print_prune(ctx, &r.report);
+    if let Some(applied) = &r.retention {
+        super::protect::print_applied(ctx, applied);
     }
     Ok(exit::OK)
 }

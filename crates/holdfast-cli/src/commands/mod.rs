@@ -9,16 +9,16 @@ mod plan;
 mod plan_connect;
 mod plan_restore;
 pub mod protect;
-mod read;
+pub(crate) mod read;
 mod schedule;
-mod targets;
+mod worker;
 
 use std::sync::Arc;
 
-use holdfast_engine::session::{Session, SessionInfo};
+use holdfast_engine::session::Session;
 use holdfast_engine::{Error, LockedVault, Origin, Result, Vault};
 use holdfast_storage::Storage;
-use holdfast_storage::url::{Location, S3Options};
+use holdfast_storage::url::{Location, OpenLocation, S3Options};
 
 use crate::cli::{Cli, Command, KeyCommand, RepairCommand};
 use crate::secrets::{self, Secret};
@@ -71,6 +71,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(a) => schedule::run(&ctx, a),
         Command::Daemon(a) => schedule::daemon(&ctx, a),
         Command::Jobs(a) => schedule::jobs(&ctx, a),
+        Command::Worker => worker::run(&ctx),
     }
 }
 
@@ -151,6 +152,28 @@ impl Ctx {
     pub fn print_json(&self, v: &serde_json::Value) {
         println!("{v}");
     }
+
+    /// Print a report as its JSON document.
+    pub fn print_report<T: serde::Serialize>(&self, r: &T) {
+        match serde_json::to_string(r) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("holdfast: error: cannot encode the report: {e}"),
+        }
+    }
+
+    /// Run `f` with an operation context whose sink is `sink`.
+    pub fn with_ops<T>(
+        &self,
+        sink: &dyn holdfast_ops::Sink,
+        f: impl FnOnce(&holdfast_ops::Context<'_>) -> T,
+    ) -> T {
+        let cancel = holdfast_ops::Cancel::new();
+        f(&holdfast_ops::Context {
+            sink,
+            cancel: &cancel,
+            s3: &self.s3,
+        })
+    }
 }
 
 /// Unlock the vault in `storage` with the secret from `PREFIX_*` variables.
@@ -164,7 +187,7 @@ pub fn unlock_locked(locked: LockedVault, prefix: &str) -> Result<Vault> {
         Secret::Passphrase(p) => locked.unlock_passphrase(&p)?,
         Secret::KeyFile(m) => locked.unlock_material(*m)?,
     };
-    if let Some(d) = backup::cache_dir() {
+    if let Some(d) = holdfast_ops::backup::cache_dir() {
         vault.set_state_dir(d);
     }
     Ok(vault)
@@ -172,58 +195,25 @@ pub fn unlock_locked(locked: LockedVault, prefix: &str) -> Result<Vault> {
 
 /// Start a session on `vault`.
 pub fn start_session(vault: &Vault, purpose: &str, required: bool) -> Result<Option<Session>> {
-    let info = SessionInfo {
-        purpose: purpose.to_string(),
-        host: holdfast_sources::meta::hostname(),
-        pid: std::process::id(),
-        started: origin().now,
-    };
-    match vault.start_session(&info) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if !required && matches!(e.kind(), holdfast_engine::ErrorKind::Storage) => {
-            tracing::info!("no session marker ({e}); a concurrent prune cannot see this {purpose}");
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+    holdfast_ops::session::start(vault, purpose, required)
 }
 
 /// Load the index, warning about damaged index objects.
 pub fn load_index(vault: &Vault) -> Result<()> {
-    {
-        let damage = vault.load_index()?;
-        for d in damage {
-            eprintln!(
-                "holdfast: warning: {} is damaged ({}); run `holdfast verify`",
-                d.object, d.reason
-            );
-        }
-    }
-    Ok(())
+    holdfast_ops::session::load_index(vault, &crate::output::Term::plain(false, true))
 }
 
 /// Who and when, for new objects.
 pub fn origin() -> Origin {
-    Origin {
-        host: holdfast_sources::meta::hostname(),
-        user: holdfast_sources::meta::username(),
-        now: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0),
-    }
+    holdfast_ops::session::origin()
 }
 
 /// Now, Unix nanoseconds.
 pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    holdfast_ops::time::now_ns()
 }
 
 /// `user@host`, for recorded events.
 pub fn by() -> String {
-    let o = origin();
-    format!("{}@{}", o.user, o.host)
+    holdfast_ops::session::by()
 }

@@ -1,61 +1,48 @@
 //! `holdfast pg`: base backups, WAL archiving (`wal-push`/`wal-fetch`) and point-in-time
 //! restore for PostgreSQL.
 
-use std::time::Instant;
-
 use holdfast_engine::point::Manifest;
 use holdfast_engine::tree::NodeKind;
 use holdfast_engine::{Error, Id, Result, Vault};
-use holdfast_sources::pitr::{self, BASE_KIND, BaseBackupSource, WAL_KIND, WalSource};
-use holdfast_sources::postgres::PgConn;
-use holdfast_sources::{Source, restore};
+use holdfast_sources::pitr::{self, BASE_KIND, WAL_KIND};
+use holdfast_sources::restore;
 
-use super::backup::{Meta, commit_point};
-use super::{Ctx, now_ns};
+use super::Ctx;
 use crate::cli::PgCommand;
 use crate::{exit, output};
 
-fn wal_resource(r: &str) -> String {
-    format!("{r}:wal")
-}
+use holdfast_ops::pitr::{BaseBackupRequest, wal_resource};
 
-fn save(ctx: &Ctx, source: &dyn Source, resource: String) -> Result<(Id, Manifest)> {
+/// Open the vault and take a base backup under a session.
+pub fn basebackup(
+    ctx: &Ctx,
+    sink: &dyn holdfast_ops::Sink,
+    req: &BaseBackupRequest,
+) -> Result<holdfast_ops::pitr::BaseBackupReport> {
     let (vault, session) = ctx.open_with_session("backup", true)?;
-    let start = Instant::now();
-    let r = commit_point(
-        ctx,
-        &vault,
-        session.as_ref(),
-        source,
-        Meta {
-            resource,
-            tags: vec![],
-            time_ns: now_ns(),
-            host: None,
-        },
-        start,
-    );
+    let r = ctx.with_ops(sink, |o| {
+        holdfast_ops::pitr::basebackup(o, &vault, session.as_ref(), req)
+    });
     if let Some(s) = session {
         s.end();
     }
-    r.map(|(id, m, _)| (id, m))
+    r
 }
 
 pub fn run(ctx: &Ctx, c: PgCommand) -> Result<i32> {
     match c {
         PgCommand::Basebackup { postgres, resource } => {
-            let conn = PgConn::parse(&super::backup::source_url("--postgres", &postgres)?)?;
-            let src = BaseBackupSource::new(&conn)?;
-            let (id, m) = save(ctx, &src, resource)?;
+            let req = BaseBackupRequest { resource, postgres };
+            let term = output::Term::plain(ctx.json, ctx.quiet);
+            let r = basebackup(ctx, &term, &req)?;
             if ctx.json {
-                ctx.print_json(&serde_json::json!({"point": id.to_hex(), "resource": m.resource,
-                    "time": output::time_ns(m.time_ns), "summary": m.summary, "facts": m.source.facts}));
+                ctx.print_report(&r);
             } else if !ctx.quiet {
-                let f = &m.source.facts;
+                let f = &r.facts;
                 println!(
                     "base backup {} saved: {} (LSN {} .. {}, timeline {})",
-                    id.short(),
-                    output::size(m.summary.total_size),
+                    &r.point[..8],
+                    output::size(r.summary.total_size),
                     f.get("start_lsn").map_or("?", String::as_str),
                     f.get("end_lsn").map_or("?", String::as_str),
                     f.get("timeline").map_or("?", String::as_str),
@@ -64,10 +51,17 @@ pub fn run(ctx: &Ctx, c: PgCommand) -> Result<i32> {
             Ok(exit::OK)
         }
         PgCommand::WalPush { path, resource } => {
-            let src = WalSource::new(&path)?;
-            let (id, _) = save(ctx, &src, wal_resource(&resource))?;
+            let (vault, session) = ctx.open_with_session("backup", true)?;
+            let term = output::Term::plain(ctx.json, ctx.quiet);
+            let r = ctx.with_ops(&term, |o| {
+                holdfast_ops::pitr::wal_push(o, &vault, session.as_ref(), &path, &resource)
+            });
+            if let Some(s) = session {
+                s.end();
+            }
+            let (id, name) = r?;
             if !ctx.quiet && !ctx.json {
-                println!("{} archived as {}", src.name(), id.short());
+                println!("{name} archived as {}", id.short());
             }
             Ok(exit::OK)
         }

@@ -16,7 +16,7 @@ use holdfast_engine::{LockedVault, Vault};
 use holdfast_plan::Spanned;
 use holdfast_plan::{Plan, Problem};
 use holdfast_retention::{add_span, parse_span};
-use holdfast_storage::url::Location;
+use holdfast_storage::url::{Location, OpenLocation};
 use zeroize::Zeroizing;
 
 use super::Ctx;
@@ -173,15 +173,7 @@ pub fn check(ctx: &Ctx, src: &str, plan: &Plan) -> Vec<Problem> {
                     fix: "delete after at least the lock's minimum, or shorten the lock (`holdfast lock set`)".into(),
                 });
             }
-            let rules = [
-                r.keep_last,
-                r.keep_daily,
-                r.keep_weekly,
-                r.keep_monthly,
-                r.keep_yearly,
-            ]
-            .iter()
-            .any(|x| x.is_some_and(|n| n > 0));
+            let rules = r.has_rule();
             let kept_min = r.min_days.as_ref().map_or(0, |d| i64::from(*d.get_ref()));
             if rules && kept_min < min_days {
                 out.push(Problem {

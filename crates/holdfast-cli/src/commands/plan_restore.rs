@@ -2,8 +2,6 @@
 //! run as a `restore` job so the catalog records who restored which point, when, how long it
 //! took and whether that fits the category's RTO.
 
-use std::ffi::OsString;
-
 use holdfast_daemon::runner::{RestoreRequest, VAULT_WIDE};
 use holdfast_daemon::{JobState, LoadedPlan, Runtime};
 use holdfast_engine::{Error, Result};
@@ -11,35 +9,6 @@ use holdfast_engine::{Error, Result};
 use super::Ctx;
 use crate::cli::RestoreArgs;
 use crate::exit;
-
-/// The `holdfast restore` arguments (point and target) of `a`, for the child.
-fn child_args(a: &RestoreArgs) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec![a.point.clone().into()];
-    let mut opt = |flag: &str, val: Option<OsString>| {
-        if let Some(val) = val {
-            v.push(flag.into());
-            v.push(val);
-        }
-    };
-    opt("--target", a.target.clone().map(Into::into));
-    opt("--to-postgres", a.to_postgres.clone().map(Into::into));
-    opt("--to-mysql", a.to_mysql.clone().map(Into::into));
-    opt("--to-sqlite", a.to_sqlite.clone().map(Into::into));
-    opt("--to-command", a.to_command.clone().map(Into::into));
-    opt("--to-s3", a.to_s3.clone().map(Into::into));
-    opt("--to-s3-endpoint", a.to_s3_endpoint.clone().map(Into::into));
-    opt("--as-database", a.as_database.clone().map(Into::into));
-    opt("--jobs", Some(a.jobs.to_string().into()));
-    for d in &a.databases {
-        v.push("--database".into());
-        v.push(d.into());
-    }
-    for i in &a.includes {
-        v.push("--include".into());
-        v.push(i.into());
-    }
-    v
-}
 
 /// Which vault and resource a restore through `plan` is about.
 fn resolve(plan: &LoadedPlan, a: &RestoreArgs) -> Result<(String, String)> {
@@ -81,7 +50,7 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     let req = RestoreRequest {
         resource,
         vault,
-        args: child_args(&a),
+        request: super::read::restore_request(&a)?,
         rto,
     };
     let cat = super::schedule::catalog(&loaded.settings.state_dir)?;
@@ -99,7 +68,7 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     let message = out.message.clone().unwrap_or_default();
     if ctx.json {
         ctx.print_json(&serde_json::json!({
-            "job": out.job, "state": out.state, "message": out.message, "restore": out.output,
+            "job": out.job, "state": out.state, "message": out.message, "restore": out.report,
         }));
     } else if !ctx.quiet || !out.state.succeeded() {
         println!("job {} restore: {}: {message}", out.job, out.state.as_str());

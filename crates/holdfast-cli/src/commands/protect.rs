@@ -102,8 +102,16 @@ pub fn apply(
     now: i64,
 ) -> Result<()> {
     let r = protect::apply_retention(vault, st, now)?;
-    if ctx.json || ctx.quiet || st.lock.is_none() {
-        return Ok(());
+    if st.lock.is_some() {
+        print_applied(ctx, &r);
+    }
+    Ok(())
+}
+
+/// Say what applying storage retention did.
+pub fn print_applied(ctx: &Ctx, r: &protect::RetentionReport) {
+    if ctx.json || ctx.quiet {
+        return;
     }
     if r.supported {
         println!(
@@ -126,7 +134,6 @@ pub fn apply(
             "storage retention: not available here (enforced by holdfast only; use an S3 bucket with Object Lock for storage-enforced retention)"
         );
     }
-    Ok(())
 }
 
 fn print_state(ctx: &Ctx, st: &protect::Protection, now: i64) {

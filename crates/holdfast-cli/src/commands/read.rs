@@ -5,50 +5,41 @@ use std::io::Write;
 use holdfast_engine::tree::NodeKind;
 use holdfast_engine::walk::{self, Visit};
 use holdfast_engine::{Error, Result};
-use holdfast_sources::restore::{self, Includes};
+use holdfast_ops::restore::{RestoreReport, RestoreRequest, RestoreTarget};
+use holdfast_sources::restore;
 
 use super::Ctx;
 use crate::cli::{DumpArgs, LsArgs, PointsArgs, RestoreArgs};
 use crate::{exit, output};
 
-pub fn points(ctx: &Ctx, a: PointsArgs) -> Result<i32> {
+/// Open the vault and list the points `req` selects.
+pub fn run_points(
+    ctx: &Ctx,
+    sink: &dyn holdfast_ops::Sink,
+    req: &holdfast_ops::points::PointsRequest,
+) -> Result<holdfast_ops::points::Listed> {
     let vault = ctx.open()?;
-    let (points, damage) = vault.list_points()?;
-    let sel: Vec<_> = points
-        .into_iter()
-        .filter(|(_, m)| a.resource.as_ref().is_none_or(|r| &m.resource == r))
-        .filter(|(_, m)| a.tags.iter().all(|t| m.tags.contains(t)))
-        .collect();
-    for d in &damage {
+    ctx.with_ops(sink, |o| holdfast_ops::points::points(o, &vault, req))
+}
+
+pub fn points(ctx: &Ctx, a: PointsArgs) -> Result<i32> {
+    let req = holdfast_ops::points::PointsRequest {
+        resource: a.resource.clone(),
+        tags: a.tags.clone(),
+    };
+    let term = output::Term::plain(ctx.json, ctx.quiet);
+    let listed = run_points(ctx, &term, &req)?;
+    for d in &listed.damage {
         eprintln!("holdfast: warning: {} is damaged ({})", d.object, d.reason);
     }
-    // Trust needs the writer registry; a damaged protection chain must not hide the list.
-    let judge = holdfast_engine::trust::Judge::with(
-        holdfast_engine::protect::current(&vault).unwrap_or_else(|e| {
-            eprintln!("holdfast: warning: {e} (quarantines unknown; unsigned points untrusted)");
-            Default::default()
-        }),
-    );
-    let concerns: Vec<_> = sel.iter().map(|(_, m)| judge.concern(m)).collect();
+    let code = if listed.damage.is_empty() {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    };
     if ctx.json {
-        let v: Vec<_> = sel
-            .iter()
-            .zip(&concerns)
-            .map(|((id, m), c)| {
-                serde_json::json!({
-                    "id": id.to_hex(), "time": output::time_ns(m.time_ns), "host": m.host, "user": m.user,
-                    "resource": m.resource, "tags": m.tags, "paths": m.paths, "source": m.source,
-                    "partial": m.partial, "summary": m.summary, "program": m.program,
-                    "writer": m.attribution, "trusted": c.is_none(), "untrusted_because": c,
-                })
-            })
-            .collect();
-        ctx.print_json(&serde_json::Value::Array(v));
-        return Ok(if damage.is_empty() {
-            exit::OK
-        } else {
-            exit::DAMAGED
-        });
+        ctx.print_report(&listed.points);
+        return Ok(code);
     }
     println!(
         "{:<8}  {:<19}  {:<12}  {:<12}  {:<24}  {:<8}  {:<12}  {:>7}  {:>10}  {:>10}",
@@ -63,38 +54,39 @@ pub fn points(ctx: &Ctx, a: PointsArgs) -> Result<i32> {
         "SIZE",
         "ADDED"
     );
-    for ((id, m), concern) in sel.iter().zip(&concerns) {
-        let s = &m.summary;
+    for p in &listed.points {
+        let s = &p.summary;
+        let time = output::parse_time(&p.time).unwrap_or(0);
         println!(
             "{:<8}  {:<19}  {:<12}  {:<12}  {:<24}  {:<8}  {:<12}  {:>7}  {:>10}  {:>10}{}{}",
-            id.short(),
-            output::time_short(m.time_ns.div_euclid(1_000_000_000)),
-            m.host,
-            m.attribution.name(),
-            m.resource,
-            m.source.kind,
-            m.tags.join(","),
+            &p.id[..p.id.len().min(8)],
+            output::time_short(time.div_euclid(1_000_000_000)),
+            p.host,
+            p.writer.name(),
+            p.resource,
+            p.source.kind,
+            p.tags.join(","),
             s.files_new + s.files_changed + s.files_unchanged,
             output::size(s.total_size),
             output::size(s.stored_added),
-            if m.partial { "  (partial)" } else { "" },
-            if concern.is_some() { "  UNTRUSTED" } else { "" }
+            if p.partial { "  (partial)" } else { "" },
+            if p.untrusted_because.is_some() {
+                "  UNTRUSTED"
+            } else {
+                ""
+            }
         );
-        if let Some(c) = concern {
+        if let Some(c) = &p.untrusted_because {
             println!("          untrusted: {c}");
         }
         if a.long {
-            for (k, v) in &m.source.facts {
+            for (k, v) in &p.source.facts {
                 println!("          {k}: {v}");
             }
         }
     }
-    println!("{} recovery point(s)", sel.len());
-    Ok(if damage.is_empty() {
-        exit::OK
-    } else {
-        exit::DAMAGED
-    })
+    println!("{} recovery point(s)", listed.points.len());
+    Ok(code)
 }
 
 fn type_char(k: &NodeKind) -> char {
@@ -216,56 +208,105 @@ pub fn dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
+/// The request `a` describes.
+pub fn restore_request(a: &RestoreArgs) -> Result<RestoreRequest> {
+    let target = if let Some(path) = &a.target {
+        RestoreTarget::Dir {
+            path: path.clone(),
+            includes: a.includes.clone(),
+        }
+    } else if let Some(url) = &a.to_postgres {
+        RestoreTarget::Postgres {
+            url: url.clone(),
+            databases: a.databases.clone(),
+            as_database: a.as_database.clone(),
+            jobs: a.jobs,
+        }
+    } else if let Some(url) = &a.to_mysql {
+        RestoreTarget::Mysql { url: url.clone() }
+    } else if let Some(path) = &a.to_sqlite {
+        RestoreTarget::Sqlite { path: path.clone() }
+    } else if let Some(url) = &a.to_s3 {
+        RestoreTarget::S3 {
+            url: url.clone(),
+            endpoint: a.to_s3_endpoint.clone(),
+        }
+    } else if let Some(line) = &a.to_command {
+        RestoreTarget::Command { line: line.clone() }
+    } else {
+        return Err(Error::Input(
+            "say where to restore: --target DIR or one of the --to-* options".into(),
+        ));
+    };
+    Ok(RestoreRequest {
+        point: a.point.clone(),
+        target,
+    })
+}
+
+/// Open the vault and restore under a session.
+pub fn run_restore(
+    ctx: &Ctx,
+    sink: &dyn holdfast_ops::Sink,
+    req: &RestoreRequest,
+) -> Result<RestoreReport> {
     let (vault, session) = ctx.open_with_session("restore", false)?;
-    let r = restore_in(ctx, a, &vault);
+    let r = ctx.with_ops(sink, |o| holdfast_ops::restore::restore(o, &vault, req));
     if let Some(s) = session {
         s.end();
     }
     r
 }
 
-fn restore_in(ctx: &Ctx, a: RestoreArgs, vault: &holdfast_engine::Vault) -> Result<i32> {
-    let Some(target) = a.target.clone() else {
-        return super::targets::restore_to(ctx, &a, vault);
-    };
-    let (id, m) = vault.find_point(&a.point)?;
-    let includes = Includes::new(&a.includes)?;
-    let pb = output::progress(ctx.json, ctx.quiet, "restore");
-    let progress = |n: u64| pb.inc(n);
-    let start = std::time::Instant::now();
-    let r = restore::restore(vault, &m.root, &target, &includes, &progress)?;
-    pb.finish_and_clear();
-    let secs = start.elapsed().as_secs_f64();
-    for d in &r.damaged {
-        eprintln!("holdfast: error: damaged, not restored: {d}");
-    }
-    for e in &r.errors {
-        eprintln!("holdfast: error: {e}");
-    }
-    if ctx.json {
-        ctx.print_json(&serde_json::json!({
-            "point": id.to_hex(), "target": target.display().to_string(), "files": r.files, "dirs": r.dirs,
-            "symlinks": r.symlinks, "bytes": r.bytes, "damaged": r.damaged, "errors": r.errors, "seconds": secs,
-        }));
-    } else if !ctx.quiet {
-        println!(
-            "restored {} files, {} dirs, {} symlinks ({}) from {} to {} in {:.1}s",
-            r.files,
-            r.dirs,
-            r.symlinks,
-            output::size(r.bytes),
-            id.short(),
-            target.display(),
-            secs
-        );
-        if !r.damaged.is_empty() {
-            println!("{} item(s) damaged and not restored", r.damaged.len());
+pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
+    let req = restore_request(&a)?;
+    let term = output::Term::new(ctx.json, ctx.quiet, "restore");
+    let r = run_restore(ctx, &term, &req);
+    term.finish();
+    let r = r?;
+    print_restore(ctx, &r);
+    Ok(if r.partial() { exit::PARTIAL } else { exit::OK })
+}
+
+/// Print what a restore did.
+pub fn print_restore(ctx: &Ctx, r: &RestoreReport) {
+    match r {
+        RestoreReport::Files(f) => {
+            for d in &f.counts.damaged {
+                eprintln!("holdfast: error: damaged, not restored: {d}");
+            }
+            for e in &f.counts.errors {
+                eprintln!("holdfast: error: {e}");
+            }
+            if ctx.json {
+                ctx.print_report(r);
+            } else if !ctx.quiet {
+                println!(
+                    "restored {} files, {} dirs, {} symlinks ({}) from {} to {} in {:.1}s",
+                    f.counts.files,
+                    f.counts.dirs,
+                    f.counts.symlinks,
+                    output::size(f.counts.bytes),
+                    &f.point[..f.point.len().min(8)],
+                    f.target,
+                    f.seconds
+                );
+                if !f.counts.damaged.is_empty() {
+                    println!(
+                        "{} item(s) damaged and not restored",
+                        f.counts.damaged.len()
+                    );
+                }
+            }
+        }
+        RestoreReport::Into(i) => {
+            if ctx.json {
+                ctx.print_report(r);
+            } else if !ctx.quiet {
+                for line in &i.said {
+                    println!("{line}");
+                }
+            }
         }
     }
-    Ok(if r.damaged.is_empty() && r.errors.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
 }

@@ -1,9 +1,11 @@
-//! One attempt at a resource's backup: the pre hook, the `holdfast backup` child, the post
+//! One attempt at a resource's backup: the pre hook, the backup's worker, the post
 //! hook (which sees the backup's state and can only add to the job's message).
 
 use tokio::time::Instant;
 
-use super::{Runtime, Try, failed_or, json, ts_ns};
+use holdfast_ops::worker::Report;
+
+use super::{Runtime, Try, ts_ns};
 use crate::commands;
 use crate::exec::{self, Ended};
 use crate::job::JobState;
@@ -17,7 +19,7 @@ impl Runtime {
         deadline: Option<Instant>,
     ) -> Try {
         let Ok((r, _)) = commands::resource(plan, resource) else {
-            return Try::Failed(format!("resource {resource:?} is not in the plan"));
+            return Try::fail(format!("resource {resource:?} is not in the plan"));
         };
         let mut kill = self.kill.subscribe();
         if let Some(h) = &r.pre_hook {
@@ -33,41 +35,45 @@ impl Runtime {
                     return match o.ended {
                         Ended::Deadline => Try::Deadline,
                         Ended::Shutdown => Try::Shutdown,
-                        Ended::Exited => {
-                            Try::Failed(format!("pre_hook failed: {}", o.error_line()))
-                        }
+                        // A hook's failure may pass (a database restarting): retried.
+                        Ended::Exited => Try::Failed {
+                            message: format!("pre_hook failed: {}", o.error_line()),
+                            retryable: true,
+                        },
                     };
                 }
-                Err(e) => return Try::Failed(format!("pre_hook cannot run: {e}")),
+                Err(e) => return Try::fail(format!("pre_hook cannot run: {e}")),
             }
         }
-        let cmd = match commands::backup(&self.exe, plan, resource) {
+        let step = match commands::backup(&self.exe, plan, resource) {
             Ok(c) => c,
-            Err(e) => return Try::Failed(e.to_string()),
+            Err(e) => return Try::fail(e.to_string()),
         };
-        let mut t = match exec::run(cmd, deadline, &mut kill).await {
-            Ok(o) => failed_or(&o, |o| {
-                let v = json(o);
-                let partial = o.code == Some(3) || v["partial"].as_bool() == Some(true);
-                Try::Done {
-                    state: if partial {
+        let mut t = self
+            .work(job, step, deadline, |r| match r {
+                Report::Backup(b) => Try::Done {
+                    state: if b.partial {
                         JobState::Partial
                     } else {
                         JobState::Completed
                     },
-                    bytes: v["summary"]["bytes_added"].as_u64(),
-                    point: v["point"].as_str().map(String::from),
-                    point_ns: v["time"].as_str().and_then(ts_ns),
-                    message: partial.then(|| {
-                        format!(
-                            "{} item(s) could not be read",
-                            v["errors"].as_array().map_or(0, Vec::len)
-                        )
-                    }),
-                }
-            }),
-            Err(e) => Try::Failed(format!("cannot run {}: {e}", self.exe.display())),
-        };
+                    bytes: Some(b.summary.bytes_added),
+                    point_ns: ts_ns(&b.time),
+                    message: b
+                        .partial
+                        .then(|| format!("{} item(s) could not be read", b.errors.len())),
+                    point: Some(b.point),
+                },
+                Report::BaseBackup(b) => Try::Done {
+                    state: JobState::Completed,
+                    bytes: Some(b.summary.bytes_added),
+                    point_ns: ts_ns(&b.time),
+                    message: None,
+                    point: Some(b.point),
+                },
+                other => Try::mismatch("backup", &other),
+            })
+            .await;
         if let Some(h) = &r.post_hook {
             let state = match &t {
                 Try::Done { state, .. } => state.as_str(),
@@ -85,7 +91,7 @@ impl Runtime {
                     let why = format!("post_hook failed: {}", o.error_line());
                     match &mut t {
                         Try::Done { message, .. } => *message = Some(why),
-                        Try::Failed(m) => m.push_str(&format!("; {why}")),
+                        Try::Failed { message, .. } => message.push_str(&format!("; {why}")),
                         _ => {}
                     }
                 }

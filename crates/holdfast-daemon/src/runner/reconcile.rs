@@ -2,11 +2,7 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::{Runtime, json, now_ns, ts_ns};
-use crate::commands;
-use crate::exec;
+use super::{Runtime, now_ns, ts_ns};
 use crate::job::JobKind;
 
 impl Runtime {
@@ -15,7 +11,6 @@ impl Runtime {
     pub async fn reconcile(&self, aborted: &[crate::catalog::JobRecord]) {
         let loaded = self.plan();
         let plan = &loaded.plan;
-        let mut kill = self.kill.subscribe();
         for vname in plan.vaults.keys() {
             let resources: Vec<&String> = plan
                 .resources
@@ -30,41 +25,17 @@ impl Runtime {
             if resources.is_empty() {
                 continue;
             }
-            let Ok(cmd) = commands::points(&self.exe, plan, vname) else {
-                continue;
-            };
-            let out = match exec::run(
-                cmd,
-                Some(Instant::now() + Duration::from_secs(300)),
-                &mut kill,
-            )
-            .await
-            {
-                Ok(o) if o.code == Some(0) => o,
-                Ok(o) => {
-                    tracing::warn!("vault {vname:?}: cannot list points: {}", o.error_line());
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!("vault {vname:?}: cannot list points: {e}");
-                    continue;
-                }
-            };
-            let v = json(&out);
-            let points: Vec<(String, String, i64)> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|p| {
-                            Some((
-                                p["id"].as_str()?.to_string(),
-                                p["resource"].as_str()?.to_string(),
-                                ts_ns(p["time"].as_str()?)?,
-                            ))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let points: Vec<(String, String, i64)> =
+                match crate::points::list(self, vname, Duration::from_secs(300)).await {
+                    Ok(rows) => rows
+                        .into_iter()
+                        .filter_map(|p| Some((p.id, p.resource, ts_ns(&p.time)?)))
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!("vault {vname:?}: cannot list points: {e}");
+                        continue;
+                    }
+                };
             for r in resources {
                 let _ = self.catalog.see_resource(r, now_ns());
                 if let Some(newest) = points.iter().filter(|p| &p.1 == r).map(|p| p.2).max() {

@@ -209,7 +209,7 @@ impl Runtime {
                 point_ns,
                 message,
             } => (state, bytes, point, point_ns, message),
-            Try::Failed(m) => (JobState::Failed, None, None, None, Some(m)),
+            Try::Failed { message, .. } => (JobState::Failed, None, None, None, Some(message)),
             Try::Deadline => (
                 JobState::Expired,
                 None,

@@ -2,15 +2,15 @@
 //! from the plan, and the restore is a `restore` job in the catalog — who restored which
 //! point, when, how long it took, and whether that fits the category's RTO.
 
-use std::ffi::OsString;
 use std::time::Duration;
 
+use holdfast_ops::restore::RestoreReport;
+use holdfast_ops::worker::Report;
 use tokio::time::Instant;
 
-use super::{JobSpec, RunReport, Runtime, Try, failed_or, humanize, json, now_ns};
+use super::{JobSpec, RunReport, Runtime, Try, humanize, now_ns};
 use crate::catalog::CatalogError;
 use crate::commands;
-use crate::exec::Outcome;
 use crate::job::{JobKind, JobState};
 
 /// What to restore.
@@ -20,8 +20,8 @@ pub struct RestoreRequest {
     pub resource: String,
     /// The plan's vault to restore from.
     pub vault: String,
-    /// `holdfast restore` arguments: the point and the target.
-    pub args: Vec<OsString>,
+    /// The point and the target.
+    pub request: holdfast_ops::restore::RestoreRequest,
     /// The RTO to compare the restore's duration with (the resource's category's).
     pub rto: Option<Duration>,
 }
@@ -35,8 +35,8 @@ pub struct RestoreOutcome {
     pub state: JobState,
     /// Its message.
     pub message: Option<String>,
-    /// The restore child's JSON document (Null when it printed none).
-    pub output: serde_json::Value,
+    /// The restore's report (None when it failed).
+    pub report: Option<RestoreReport>,
 }
 
 impl Runtime {
@@ -52,7 +52,7 @@ impl Runtime {
             now_ns(),
         )?;
         let loaded = self.plan();
-        let cmd = commands::restore(&self.exe, &loaded.plan, &req.vault, &req.args);
+        let step = commands::restore(&self.exe, &loaded.plan, &req.vault, req.request.clone());
         let spec = JobSpec {
             kind: JobKind::Restore,
             resource: &req.resource,
@@ -62,11 +62,15 @@ impl Runtime {
             start_by: None,
         };
         let mut report = RunReport { jobs: vec![] };
-        let mut output = serde_json::Value::Null;
+        let mut restored = None;
         let started = Instant::now();
-        self.execute(&mut report, &spec, cmd, |o| {
-            output = json(o);
-            judge(o, &output, started.elapsed(), req.rto)
+        self.execute(&mut report, &spec, step, |r| match r {
+            Report::Restore(r) => {
+                let t = judge(&r, started.elapsed(), req.rto);
+                restored = Some(r);
+                t
+            }
+            other => Try::mismatch("restore", &other),
         })
         .await;
         let (state, message) = report
@@ -77,35 +81,27 @@ impl Runtime {
             job,
             state,
             message,
-            output,
+            report: restored,
         })
     }
 }
 
-/// How a restore child ended, with its duration against the RTO.
-fn judge(o: &Outcome, v: &serde_json::Value, took: Duration, rto: Option<Duration>) -> Try {
-    failed_or(o, |o| restored(o, v, took, rto))
-}
-
-/// A restore child that exited 0 (completed) or 3 (partial): what it restored, how fast.
-fn restored(o: &Outcome, v: &serde_json::Value, took: Duration, rto: Option<Duration>) -> Try {
-    let state = if o.code == Some(3) {
+/// A restore that finished (completely or partially): what it restored, how fast, against
+/// the RTO.
+fn judge(r: &RestoreReport, took: Duration, rto: Option<Duration>) -> Try {
+    let state = if r.partial() {
         JobState::Partial
     } else {
         JobState::Completed
     };
-    let what = if let Some(t) = v["target"].as_str() {
-        format!(
-            "{} file(s), {} byte(s) to {t}",
-            v["files"].as_u64().unwrap_or(0),
-            v["bytes"].as_u64().unwrap_or(0)
-        )
-    } else {
-        let to: Vec<&str> = v["restored"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-            .unwrap_or_default();
-        format!("into {}", to.join(", "))
+    let what = match r {
+        RestoreReport::Files(f) => {
+            format!(
+                "{} file(s), {} byte(s) to {}",
+                f.counts.files, f.counts.bytes, f.target
+            )
+        }
+        RestoreReport::Into(i) => format!("into {}", i.restored.join(", ")),
     };
     let secs = took.as_secs_f64();
     let against = match rto {
@@ -116,7 +112,7 @@ fn restored(o: &Outcome, v: &serde_json::Value, took: Duration, rto: Option<Dura
     Try::Done {
         state,
         bytes: None,
-        point: v["point"].as_str().map(String::from),
+        point: Some(r.point().to_string()),
         point_ns: None,
         message: Some(format!("restored {what} in {secs:.1}s{against}")),
     }
@@ -125,26 +121,22 @@ fn restored(o: &Outcome, v: &serde_json::Value, took: Duration, rto: Option<Dura
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::Ended;
-
-    fn exited(code: i32, stdout: &str) -> Outcome {
-        Outcome {
-            code: Some(code),
-            stdout: stdout.into(),
-            stderr: "holdfast: error: no recovery point matches \"zz\" (hint: list them)\n".into(),
-            ended: Ended::Exited,
-        }
-    }
+    use holdfast_ops::restore::{FilesRestored, IntoRestored};
 
     #[test]
     fn a_restore_reports_what_it_restored_against_the_rto() {
-        let o = exited(
-            0,
-            r#"{"point":"ab","target":"/tmp/r","files":3,"bytes":12,"seconds":0.1}"#,
-        );
-        let v = json(&o);
+        let r = RestoreReport::Files(FilesRestored {
+            point: "ab".into(),
+            target: "/tmp/r".into(),
+            counts: holdfast_sources::restore::RestoreReport {
+                files: 3,
+                bytes: 12,
+                ..Default::default()
+            },
+            seconds: 0.1,
+        });
         let rto = Some(Duration::from_secs(3600));
-        match judge(&o, &v, Duration::from_millis(1500), rto) {
+        match judge(&r, Duration::from_millis(1500), rto) {
             Try::Done {
                 state,
                 point,
@@ -160,23 +152,17 @@ mod tests {
             }
             _ => panic!("not done"),
         }
-        let o = exited(0, r#"{"point":"cd","restored":["/tmp/app.db"]}"#);
-        let v = json(&o);
-        match judge(&o, &v, Duration::from_secs(7200), rto) {
+        let r = RestoreReport::Into(IntoRestored {
+            point: "cd".into(),
+            restored: vec!["/tmp/app.db".into()],
+            said: vec![],
+        });
+        match judge(&r, Duration::from_secs(7200), rto) {
             Try::Done { message, .. } => assert_eq!(
                 message.as_deref(),
                 Some("restored into /tmp/app.db in 7200.0s; LONGER than the RTO of 1h")
             ),
             _ => panic!("not done"),
-        }
-        match judge(
-            &exited(1, ""),
-            &serde_json::Value::Null,
-            Duration::ZERO,
-            rto,
-        ) {
-            Try::Failed(m) => assert_eq!(m, "no recovery point matches \"zz\""),
-            _ => panic!("not failed"),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Scheduled (and on-demand) verification of a vault: `holdfast verify` as a job of its own,
+//! Scheduled (and on-demand) verification of a vault: a verify worker as a job of its own,
 //! at the depth its `[vaults.NAME.verify]` asks for. Damage fails the job with the damaged
 //! objects and the recovery points they affect in its message, and alerts once (the
 //! incident is the vault's); the next clean verify sends the recovery.
@@ -7,14 +7,12 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::{JobSpec, RunReport, Runtime, Try, failed_or, json};
+use holdfast_ops::worker::Report;
+
+use super::{JobSpec, RunReport, Runtime, Try};
 use crate::catalog::CatalogError;
 use crate::commands;
-use crate::exec::{Ended, Outcome};
 use crate::job::{JobKind, JobState};
-
-/// The exit code of `holdfast verify` when it found damage.
-const DAMAGED: i32 = 4;
 
 /// The resource of vault-wide jobs.
 pub const VAULT_WIDE: &str = "*";
@@ -82,7 +80,7 @@ impl Runtime {
                 ..Default::default()
             })
             .unwrap_or(0);
-        let cmd = commands::verify(&self.exe, &loaded.plan, vault, depth, done);
+        let step = commands::verify(&self.exe, &loaded.plan, vault, depth, done);
         let spec = JobSpec {
             kind: JobKind::Verify,
             resource: VAULT_WIDE,
@@ -91,65 +89,47 @@ impl Runtime {
             window: loaded.verify_completion_window(vault),
             start_by,
         };
-        self.execute(&mut report, &spec, cmd, judge).await;
+        self.execute(&mut report, &spec, step, judge).await;
         report
     }
 }
 
-/// How a verify child ended: clean, damage found (with what and which points), or failed.
-fn judge(o: &Outcome) -> Try {
-    if o.ended == Ended::Exited && o.code == Some(DAMAGED) {
-        let v = json(o);
-        if v["report"].is_object() {
-            return Try::Failed(damage_summary(&v["report"]));
-        }
+/// What a verify found: clean, or damage (with what and which points).
+fn judge(r: Report) -> Try {
+    let v = match r {
+        Report::Verify(v) => v,
+        other => return Try::mismatch("verify", &other),
+    };
+    if !v.ok {
+        return Try::fail(damage_summary(&v.report));
     }
-    failed_or(o, |o| {
-        let r = &json(o)["report"];
-        Try::Done {
-            state: JobState::Completed,
-            bytes: None,
-            point: None,
-            point_ns: None,
-            message: Some(format!(
-                "no problems: {} point(s), {} pack(s), {} read in full, {} blob(s) authenticated",
-                r["points"].as_u64().unwrap_or(0),
-                r["packs"].as_u64().unwrap_or(0),
-                r["packs_read"].as_u64().unwrap_or(0),
-                r["blobs_read"].as_u64().unwrap_or(0)
-            )),
-        }
-    })
+    let r = &v.report;
+    Try::Done {
+        state: JobState::Completed,
+        bytes: None,
+        point: None,
+        point_ns: None,
+        message: Some(format!(
+            "no problems: {} point(s), {} pack(s), {} read in full, {} blob(s) authenticated",
+            r.points, r.packs, r.packs_read, r.blobs_read
+        )),
+    }
 }
 
 /// One line naming what is damaged and what it affects (the first few of each).
-pub fn damage_summary(r: &serde_json::Value) -> String {
+pub fn damage_summary(r: &holdfast_engine::verify::Report) -> String {
     const SHOWN: usize = 3;
-    let empty = Vec::new();
-    let problems = r["problems"].as_array().unwrap_or(&empty);
-    let affected = r["affected"].as_array().unwrap_or(&empty);
-    let objects: Vec<String> = problems
+    let objects: Vec<String> = r
+        .problems
         .iter()
         .take(SHOWN)
-        .map(|p| {
-            format!(
-                "{}: {}",
-                p["object"].as_str().unwrap_or("?"),
-                p["reason"].as_str().unwrap_or("?")
-            )
-        })
+        .map(|p| format!("{}: {}", p.object, p.reason))
         .collect();
-    let points: Vec<String> = affected
+    let points: Vec<String> = r
+        .affected
         .iter()
         .take(SHOWN)
-        .map(|a| {
-            let id = a["point"].as_str().unwrap_or("?");
-            format!(
-                "{} of {}",
-                &id[..id.len().min(8)],
-                a["resource"].as_str().unwrap_or("?")
-            )
-        })
+        .map(|a| format!("{} of {}", &a.point[..a.point.len().min(8)], a.resource))
         .collect();
     let more = |n: usize| {
         if n > SHOWN {
@@ -160,15 +140,19 @@ pub fn damage_summary(r: &serde_json::Value) -> String {
     };
     let mut s = format!(
         "{} damaged object(s) ({}{}); {} recovery point(s) affected",
-        problems.len(),
+        r.problems.len(),
         objects.join("; "),
-        more(problems.len()),
-        affected.len()
+        more(r.problems.len()),
+        r.affected.len()
     );
     if !points.is_empty() {
-        s.push_str(&format!(" ({}{})", points.join(", "), more(affected.len())));
+        s.push_str(&format!(
+            " ({}{})",
+            points.join(", "),
+            more(r.affected.len())
+        ));
     }
-    if r["index_needs_repair"].as_bool() == Some(true) {
+    if r.index_needs_repair {
         s.push_str("; the index needs repair (holdfast repair index)");
     }
     s
@@ -189,38 +173,62 @@ mod tests {
         assert_eq!(rotation(99.0, 1), (2, 2));
     }
 
+    fn damage(object: &str, reason: &str) -> holdfast_engine::vault::Damage {
+        holdfast_engine::vault::Damage {
+            object: object.into(),
+            reason: reason.into(),
+        }
+    }
+
     #[test]
     fn damage_is_summarised_with_objects_and_points() {
-        let r = serde_json::json!({
-            "problems": [
-                {"object": "packs/ab/ab12", "reason": "blob does not authenticate"},
-                {"object": "packs/cd/cd34", "reason": "missing"},
-                {"object": "packs/ef/ef56", "reason": "missing"},
-                {"object": "packs/01/0123", "reason": "missing"},
+        let r = holdfast_engine::verify::Report {
+            problems: vec![
+                damage("packs/ab/ab12", "blob does not authenticate"),
+                damage("packs/cd/cd34", "missing"),
+                damage("packs/ef/ef56", "missing"),
+                damage("packs/01/0123", "missing"),
             ],
-            "affected": [
-                {"point": "1a2b3c4d5e6f", "resource": "docs", "time_ns": 0, "paths": ["/a"]},
-            ],
-            "index_needs_repair": true,
-        });
+            affected: vec![holdfast_engine::verify::Affected {
+                point: "1a2b3c4d5e6f".into(),
+                resource: "docs".into(),
+                time_ns: 0,
+                paths: vec!["/a".into()],
+            }],
+            index_needs_repair: true,
+            ..Default::default()
+        };
         assert_eq!(
             damage_summary(&r),
             "4 damaged object(s) (packs/ab/ab12: blob does not authenticate; packs/cd/cd34: \
              missing; packs/ef/ef56: missing, and 1 more); 1 recovery point(s) affected \
              (1a2b3c4d of docs); the index needs repair (holdfast repair index)"
         );
+        match judge(Report::Verify(holdfast_ops::verify::VerifyOutput {
+            ok: false,
+            report: r,
+        })) {
+            Try::Failed { message, retryable } => {
+                assert!(message.starts_with("4 damaged object(s)"), "{message}");
+                assert!(!retryable);
+            }
+            _ => panic!("not failed"),
+        }
     }
 
     #[test]
     fn a_verify_without_damage_completes_and_other_failures_fail() {
-        let ok = Outcome {
-            code: Some(0),
-            stdout: r#"{"ok":true,"report":{"points":3,"packs":2,"packs_read":2,"blobs_read":9}}"#
-                .into(),
-            stderr: String::new(),
-            ended: Ended::Exited,
-        };
-        match judge(&ok) {
+        let ok = Report::Verify(holdfast_ops::verify::VerifyOutput {
+            ok: true,
+            report: holdfast_engine::verify::Report {
+                points: 3,
+                packs: 2,
+                packs_read: 2,
+                blobs_read: 9,
+                ..Default::default()
+            },
+        });
+        match judge(ok) {
             Try::Done { state, message, .. } => {
                 assert_eq!(state, JobState::Completed);
                 assert_eq!(
@@ -232,15 +240,26 @@ mod tests {
             }
             _ => panic!("not done"),
         }
-        let wrong_key = Outcome {
-            code: Some(12),
-            stdout: String::new(),
-            stderr: "holdfast: error: wrong passphrase for /v (hint: check it)\n".into(),
-            ended: Ended::Exited,
+        let wrong_key = crate::exec::WorkerRun {
+            result: crate::exec::WorkerResult::Failed(holdfast_ops::worker::Failure {
+                kind: holdfast_engine::ErrorKind::WrongKey,
+                retryable: false,
+                message: "wrong passphrase for /v".into(),
+            }),
+            warnings: vec![],
         };
-        match judge(&wrong_key) {
-            Try::Failed(m) => assert_eq!(m, "wrong passphrase for /v"),
+        match super::super::judged(wrong_key, judge) {
+            Try::Failed { message, retryable } => {
+                assert_eq!(message, "wrong passphrase for /v");
+                assert!(!retryable, "a wrong key is not retried");
+            }
             _ => panic!("not failed"),
+        }
+        match judge(Report::Points { points: vec![] }) {
+            Try::Failed { message, .. } => {
+                assert_eq!(message, "the worker answered a verify with a points report")
+            }
+            _ => panic!("a report of another operation is a failure"),
         }
     }
 }
