@@ -44,7 +44,48 @@ pub fn code(e: &Error) -> i32 {
 
 /// The one line printed for an error, with its hint.
 pub fn render(e: &Error) -> String {
-    format!("holdfast: error: {e} (hint: {})", e.hint())
+    format!("holdfast: error: {e} (hint: {})", hint(e))
+}
+
+/// What the user can do about an error, in terms of holdfast's commands and options (the
+/// engine's errors say what went wrong; only the command line knows its flags).
+pub fn hint(e: &Error) -> &'static str {
+    match e {
+        Error::NoWriterIdentity => {
+            return "make a new key file on a host with the full key (`holdfast key \
+                    create-backup-only --label HOST --output FILE`) and replace this one \
+                    with it";
+        }
+        Error::OutOfScope { .. } => {
+            return "back up under a resource name the key was issued for (see `holdfast \
+                    key writers`), or issue a key for this one";
+        }
+        _ => {}
+    }
+    match e.kind() {
+        ErrorKind::NoVault => "check --vault / HOLDFAST_VAULT, or create one with `holdfast init`",
+        ErrorKind::VaultExists => "use the existing vault, or choose another location",
+        ErrorKind::WrongKey => {
+            "check HOLDFAST_PASSPHRASE / HOLDFAST_PASSPHRASE_FILE / HOLDFAST_KEY_FILE"
+        }
+        ErrorKind::KeyDenied => "run this on a host that holds the full key (a passphrase key)",
+        ErrorKind::Damaged => "run `holdfast verify --read-data` to see what is affected",
+        ErrorKind::Unreachable => "check the endpoint and network, then retry",
+        ErrorKind::Storage => "check the storage credentials and permissions",
+        ErrorKind::Input => "see `holdfast help` for the accepted arguments",
+        ErrorKind::Io => "check the path and its permissions",
+        ErrorKind::Unsupported => "upgrade holdfast",
+        ErrorKind::Locked => {
+            "see `holdfast lock show` and `holdfast hold list`; protected points can go only \
+             after their retain-until date or once their hold is released"
+        }
+        ErrorKind::Interrupted => {
+            "run it again; if it recurs, `holdfast verify` lists forged session markers"
+        }
+        ErrorKind::SourceFailed => {
+            "check that the database or program is up and the credentials are right, then run it again"
+        }
+    }
 }
 
 #[cfg(test)]

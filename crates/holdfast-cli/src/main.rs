@@ -48,7 +48,7 @@ fn main() {
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint(), "retryable": e.retryable(), "exit_code": exit::code(&e)}})
+                    serde_json::json!({"error": {"kind": e.kind(), "message": e.to_string(), "hint": exit::hint(&e), "retryable": e.retryable(), "exit_code": exit::code(&e)}})
                 );
             }
             eprintln!("{}", exit::render(&e));

@@ -286,7 +286,7 @@ pub fn check_set_lock(
         let maxs = parse_span(max).map_err(|e| Error::Input(e.to_string()))?;
         if add_span(now_ns, maxs) < add_span(now_ns, min) {
             return Err(Error::Input(format!(
-                "--max-retention {max} is shorter than --min-retention {}",
+                "the maximum retention {max} is shorter than the minimum retention {}",
                 new.min_retention
             )));
         }
@@ -347,7 +347,7 @@ pub fn check_remove_lock(
         ))),
         LockMode::Compliance => Ok("lock removed during its cooling-off period".into()),
         LockMode::Governance if !bypass_governance => Err(Error::Locked(
-            "lifting a governance lock needs --bypass-governance and the full key".into(),
+            "lifting a governance lock needs a governance bypass and the full key".into(),
         )),
         LockMode::Governance => Ok("governance lock lifted (bypassing governance)".into()),
     }
@@ -374,7 +374,7 @@ pub fn protected(
             fmt_ns(until)
         )),
         LockMode::Governance if !bypass_governance => Some(format!(
-            "under the vault's governance lock until {} (--bypass-governance overrides)",
+            "under the vault's governance lock until {} (a governance bypass overrides it)",
             fmt_ns(until)
         )),
         LockMode::Governance => None,

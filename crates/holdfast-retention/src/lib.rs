@@ -25,7 +25,9 @@ use jiff::{Span, Timestamp, civil::Date};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RetentionError {
     /// A policy without any rule would forget everything.
-    #[error("the retention policy has no rule; give at least one --keep-* option")]
+    #[error(
+        "the retention policy has no rule (keep last, hourly, daily, weekly, monthly, yearly or within)"
+    )]
     Empty,
     /// A duration could not be parsed.
     #[error("{input:?} is not a duration (examples: 30d, 12h, 1y6mo, 2w): {reason}")]

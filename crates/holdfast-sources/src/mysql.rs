@@ -41,12 +41,12 @@ impl MyConn {
     pub fn parse(s: &str) -> Result<Self> {
         let url = url::Url::parse(s).map_err(|e| {
             Error::Input(format!(
-                "--mysql: not a mysql:// URL ({e}); e.g. mysql://root@127.0.0.1:3306/app"
+                "not a mysql:// URL ({e}); e.g. mysql://root@127.0.0.1:3306/app"
             ))
         })?;
         if !matches!(url.scheme(), "mysql" | "mariadb") {
             return Err(Error::Input(format!(
-                "--mysql: the URL scheme must be mysql://, not {}://",
+                "the URL scheme must be mysql://, not {}://",
                 url.scheme()
             )));
         }
@@ -187,10 +187,6 @@ pub fn logical_source(conn: &MyConn, databases: &[String]) -> Result<ExportsSour
         } else {
             dbs.join(",")
         },
-    );
-    facts.insert(
-        "restore".into(),
-        "holdfast restore POINT --to-mysql URL (the dump creates its databases)".into(),
     );
     ExportsSource::new(
         "mysql",

@@ -200,10 +200,6 @@ impl Source for BaseBackupSource {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         facts.insert("end_time_ns".into(), now.as_nanos().to_string());
-        facts.insert(
-            "restore".into(),
-            "holdfast pg restore --data-dir DIR [--target-time T | --target-lsn L | --target-xid X | --target-name N | --latest]".into(),
-        );
         crate::stream::single_file(w, "base.tar", size, content, facts)
     }
 }

@@ -58,12 +58,12 @@ impl PgConn {
         }
         let mut url = url::Url::parse(s).map_err(|e| {
             Error::Input(format!(
-                "--postgres: not a postgresql:// URL ({e}); e.g. postgresql://user@host:5432/db"
+                "not a postgresql:// URL ({e}); e.g. postgresql://user@host:5432/db"
             ))
         })?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(Error::Input(format!(
-                "--postgres: the URL scheme must be postgresql://, not {}://",
+                "the URL scheme must be postgresql://, not {}://",
                 url.scheme()
             )));
         }
@@ -277,10 +277,6 @@ pub fn logical_source(conn: &PgConn, databases: &[String]) -> Result<ExportsSour
     facts.insert(
         "format".into(),
         "pg_dump custom (-Fc, uncompressed), pg_dumpall --globals-only".into(),
-    );
-    facts.insert(
-        "restore".into(),
-        "holdfast restore POINT --to-postgres URL [--database D] (pg_restore, PostgreSQL >= the dump's major version)".into(),
     );
     ExportsSource::new("postgres", vec![conn.display()], exports, facts)
 }

@@ -119,11 +119,6 @@ impl Source for S3Source {
         let root_id = root.store(w, &mut dirs)?;
         let mut facts = BTreeMap::new();
         facts.insert("objects".into(), metas.len().to_string());
-        facts.insert(
-            "restore".into(),
-            "holdfast restore POINT --to-s3 s3://BUCKET/PREFIX (content type and user metadata restored)"
-                .into(),
-        );
         Ok(Captured {
             root: root_id,
             summary: Summary {

@@ -89,10 +89,6 @@ impl Source for SqliteSource {
         let mut facts = BTreeMap::new();
         facts.insert("sqlite_version".into(), version);
         facts.insert("method".into(), "online backup API".into());
-        facts.insert(
-            "restore".into(),
-            "holdfast restore POINT --to-sqlite FILE (checks PRAGMA integrity_check)".into(),
-        );
         crate::stream::single_file(w, &self.file_name(), size, content, facts)
     }
 }

@@ -28,7 +28,7 @@ impl<R: Read + Send> StreamSource<R> {
             || name.contains('\0')
         {
             return Err(Error::Input(format!(
-                "--stdin-name {name:?} must be a plain file name"
+                "the stream name {name:?} must be a plain file name"
             )));
         }
         Ok(StreamSource {

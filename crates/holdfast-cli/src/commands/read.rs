@@ -83,10 +83,36 @@ pub fn points(ctx: &Ctx, a: PointsArgs) -> Result<i32> {
             for (k, v) in &p.source.facts {
                 println!("          {k}: {v}");
             }
+            // Points written before 2026-12 carry this as a fact of their own.
+            if let Some(how) = restore_with(&p.source.kind)
+                && !p.source.facts.contains_key("restore")
+            {
+                println!("          restore: {how}");
+            }
         }
     }
     println!("{} recovery point(s)", listed.points.len());
     Ok(code)
+}
+
+/// How a point of a source kind is restored, as a command line.
+fn restore_with(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "postgres" => {
+            "holdfast restore POINT --to-postgres URL [--database D] (pg_restore, PostgreSQL >= the dump's major version)"
+        }
+        "postgres-base" => {
+            "holdfast pg restore --data-dir DIR [--target-time T | --target-lsn L | --target-xid X | --target-name N | --latest]"
+        }
+        "mysql" => "holdfast restore POINT --to-mysql URL (the dump creates its databases)",
+        "sqlite" => "holdfast restore POINT --to-sqlite FILE (checks PRAGMA integrity_check)",
+        "s3" => {
+            "holdfast restore POINT --to-s3 s3://BUCKET/PREFIX (content type and user metadata restored)"
+        }
+        "files" => "holdfast restore POINT --target DIR [--include GLOB]",
+        "stdin" | "command" => "holdfast restore POINT --to-command CMD, or --target DIR",
+        _ => return None,
+    })
 }
 
 fn type_char(k: &NodeKind) -> char {
