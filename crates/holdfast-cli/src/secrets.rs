@@ -54,9 +54,7 @@ fn from_env(
         return Ok(Some(Zeroizing::new(v.into_encoded_bytes())));
     }
     if let Some(p) = std::env::var_os(file_var) {
-        let data = read_secret_file(&p)?;
-        let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]).to_vec();
-        return Ok(Some(trim_newline(first)));
+        return passphrase_file(p).map(Some);
     }
     if let Some(cv) = cmd_var
         && let Ok(cmd) = std::env::var(cv)
@@ -81,6 +79,43 @@ fn from_env(
     Ok(None)
 }
 
+/// A passphrase file's passphrase: its first line, without the line ending. Every passphrase
+/// file is read this way: `HOLDFAST_PASSPHRASE_FILE`, a plan's `passphrase_file` (the daemon
+/// hands it to its workers as that variable) and `plan check --connect`.
+pub fn passphrase_file(p: impl AsRef<std::path::Path>) -> Result<Zeroizing<Vec<u8>>> {
+    let data = read_secret_file(p)?;
+    let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]).to_vec();
+    Ok(trim_newline(first))
+}
+
+/// A key file's key material.
+pub fn key_file(p: impl AsRef<std::path::Path>) -> Result<Secret> {
+    let p = p.as_ref();
+    let data = read_secret_file(p)?;
+    let m =
+        keys::decode_key_file(&data).map_err(|e| Error::Input(format!("{}: {e}", p.display())))?;
+    Ok(Secret::KeyFile(Box::new(m)))
+}
+
+/// The secret a plan's vault names (`key_file`, `passphrase_file` or `passphrase_env`), read
+/// exactly as the `HOLDFAST_*` variables the daemon sets for its workers are.
+pub fn plan_vault(name: &str, v: &holdfast_plan::Vault) -> Result<Secret> {
+    if let Some(k) = &v.key_file {
+        return key_file(k);
+    }
+    if let Some(f) = &v.passphrase_file {
+        return passphrase_file(f).map(Secret::Passphrase);
+    }
+    if let Some(var) = &v.passphrase_env {
+        return std::env::var_os(var)
+            .map(|s| Secret::Passphrase(Zeroizing::new(s.into_encoded_bytes())))
+            .ok_or_else(|| {
+                Error::Input(format!("vault {name:?}: passphrase_env {var} is not set"))
+            });
+    }
+    Err(Error::Input(format!("vault {name:?} has no secret source")))
+}
+
 fn prompt(msg: &str) -> Result<Zeroizing<Vec<u8>>> {
     let p = rpassword::prompt_password(msg).map_err(|e| Error::io("<tty>", e))?;
     Ok(Zeroizing::new(p.into_bytes()))
@@ -96,11 +131,7 @@ pub fn unlock_secret_prefixed(prefix: &str) -> Result<Secret> {
     if prefix != "HOLDFAST" {
         let kf = format!("{prefix}_KEY_FILE");
         if let Some(p) = std::env::var_os(&kf) {
-            let data = read_secret_file(&p)?;
-            let m = keys::decode_key_file(&data).map_err(|e| {
-                Error::Input(format!("{}: {e}", std::path::Path::new(&p).display()))
-            })?;
-            return Ok(Secret::KeyFile(Box::new(m)));
+            return key_file(p);
         }
         let (v, f, c) = (
             format!("{prefix}_PASSPHRASE"),
@@ -120,10 +151,7 @@ pub fn unlock_secret_prefixed(prefix: &str) -> Result<Secret> {
         )));
     }
     if let Some(p) = std::env::var_os("HOLDFAST_KEY_FILE") {
-        let data = read_secret_file(&p)?;
-        let m = keys::decode_key_file(&data)
-            .map_err(|e| Error::Input(format!("{}: {e}", std::path::Path::new(&p).display())))?;
-        return Ok(Secret::KeyFile(Box::new(m)));
+        return key_file(p);
     }
     if let Some(p) = from_env(
         "HOLDFAST_PASSPHRASE",

@@ -11,13 +11,11 @@
 
 use std::sync::Arc;
 
-use holdfast_engine::keys;
 use holdfast_engine::{LockedVault, Vault};
 use holdfast_plan::Spanned;
 use holdfast_plan::{Plan, Problem};
 use holdfast_retention::{add_span, parse_span};
 use holdfast_storage::url::{Location, OpenLocation};
-use zeroize::Zeroizing;
 
 use super::Ctx;
 
@@ -35,30 +33,9 @@ fn open(ctx: &Ctx, name: &str, v: &holdfast_plan::Vault) -> Result<Vault, String
         .open(&ctx.s3_with(v.endpoint.clone(), v.region.clone()))
         .map_err(|e| e.to_string())?;
     let locked = LockedVault::open(Arc::clone(&storage)).map_err(|e| e.to_string())?;
-    let unlocked = if let Some(k) = &v.key_file {
-        let data = std::fs::read(k)
-            .map(Zeroizing::new)
-            .map_err(|e| format!("key_file {k}: {e}"))?;
-        let m = keys::decode_key_file(&data).map_err(|e| format!("key_file {k}: {e}"))?;
-        locked.unlock_material(m)
-    } else {
-        let pass: Zeroizing<Vec<u8>> = if let Some(f) = &v.passphrase_file {
-            let data = std::fs::read(f)
-                .map(Zeroizing::new)
-                .map_err(|e| format!("passphrase_file {f}: {e}"))?;
-            let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]);
-            let first = first.strip_suffix(b"\r").unwrap_or(first);
-            Zeroizing::new(first.to_vec())
-        } else if let Some(var) = &v.passphrase_env {
-            Zeroizing::new(
-                std::env::var(var)
-                    .map_err(|_| format!("passphrase_env {var} is not set"))?
-                    .into_bytes(),
-            )
-        } else {
-            return Err(format!("vault {name:?} has no secret source"));
-        };
-        locked.unlock_passphrase(&pass)
+    let unlocked = match crate::secrets::plan_vault(name, v).map_err(|e| e.to_string())? {
+        crate::secrets::Secret::KeyFile(m) => locked.unlock_material(*m),
+        crate::secrets::Secret::Passphrase(p) => locked.unlock_passphrase(&p),
     };
     unlocked.map_err(|e| e.to_string())
 }
