@@ -40,7 +40,7 @@ use subtle::ConstantTimeEq;
 
 use crate::catalog::Filter;
 use crate::job::{JobKind, JobState};
-use crate::runner::{Runtime, now_ns};
+use crate::runner::Runtime;
 
 /// The largest `limit` a list call accepts.
 pub const MAX_LIMIT: u32 = 1000;
@@ -208,9 +208,10 @@ async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
     }
     let rt = api.rt.clone();
     let started = api.started_ns;
-    let body = tokio::task::spawn_blocking(move || crate::metrics::render(&rt, now_ns(), started))
-        .await
-        .unwrap_or_default();
+    let body =
+        tokio::task::spawn_blocking(move || crate::metrics::render(&rt, rt.now_ns(), started))
+            .await
+            .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,
@@ -286,7 +287,7 @@ async fn jobs(
         },
         None => None,
     };
-    let since = match q.since.as_deref().map(|s| parse_since(s, now_ns())) {
+    let since = match q.since.as_deref().map(|s| parse_since(s, api.rt.now_ns())) {
         Some(None) => {
             return err(
                 StatusCode::BAD_REQUEST,
@@ -333,14 +334,14 @@ async fn resources(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&api, &headers) {
         return r;
     }
-    axum::Json(crate::status::statuses(&api.rt, now_ns())).into_response()
+    axum::Json(crate::status::statuses(&api.rt, api.rt.now_ns())).into_response()
 }
 
 async fn rpo(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&api, &headers) {
         return r;
     }
-    let v: Vec<_> = crate::status::statuses(&api.rt, now_ns())
+    let v: Vec<_> = crate::status::statuses(&api.rt, api.rt.now_ns())
         .into_iter()
         .map(|s| {
             json!({"resource": s.resource, "category": s.category, "rpo_seconds": s.rpo_seconds,
@@ -378,7 +379,7 @@ async fn points(
         Ok(p) => {
             let v: Vec<&holdfast_ops::points::PointRow> =
                 p.all.iter().filter(|x| x.resource == resource).collect();
-            let age = (now_ns() - p.fetched_ns).max(0) / 1_000_000_000;
+            let age = (api.rt.now_ns() - p.fetched_ns).max(0) / 1_000_000_000;
             ([(header::AGE, age.to_string())], axum::Json(v)).into_response()
         }
         Err(e @ crate::points::PointsError::Busy) => {
@@ -435,7 +436,7 @@ async fn vaults(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&api, &headers) {
         return r;
     }
-    axum::Json(crate::status::vault_statuses(&api.rt, now_ns())).into_response()
+    axum::Json(crate::status::vault_statuses(&api.rt, api.rt.now_ns())).into_response()
 }
 
 async fn verify(State(api): State<Api>, headers: HeaderMap, Path(name): Path<String>) -> Response {

@@ -1,5 +1,9 @@
-//! Child processes: every job step runs `holdfast worker` (or a hook's shell) as a child, so a completion window can be enforced by stopping it, a crashing step cannot
-//! take the scheduler down, and memory goes back to the system after each job.
+//! Child processes: every job step runs `holdfast worker` (or a hook's shell) as a child, so
+//! a completion window can be enforced by stopping it, a crashing step cannot take the
+//! scheduler down, and memory goes back to the system after each job.
+//!
+//! The runner starts them through an [`Executor`]: [`Children`] in the daemon; the daemon's
+//! scheduler tests put a scripted one in its place.
 //!
 //! Secrets reach children by environment only (never argv). Children get their own process
 //! group (hooks' grandchildren are stopped with them) and die with the daemon
@@ -15,6 +19,60 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::commands::Step;
+
+/// A boxed future, for the object-safe [`Executor`].
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What runs a job's steps and hooks.
+///
+/// Contract (what the runner relies on): a call returns once the step has ended — by itself,
+/// because `deadline` passed (then [`WorkerResult::Deadline`] / [`Ended::Deadline`]), or
+/// because `kill` turned true ([`WorkerResult::Shutdown`] / [`Ended::Shutdown`]); `progress`
+/// gets the byte counts the step reports, in order; an `Err` means the step could not be
+/// started at all.
+pub trait Executor: Send + Sync + 'static {
+    /// Run one worker job ([`run_worker`] in the daemon).
+    fn worker<'a>(
+        &'a self,
+        step: Step,
+        deadline: Option<Instant>,
+        kill: &'a mut watch::Receiver<bool>,
+        progress: Box<dyn Fn(u64) + Send + 'static>,
+    ) -> BoxFuture<'a, std::io::Result<WorkerRun>>;
+
+    /// Run one hook's command ([`run`] in the daemon).
+    fn hook<'a>(
+        &'a self,
+        cmd: Command,
+        deadline: Option<Instant>,
+        kill: &'a mut watch::Receiver<bool>,
+    ) -> BoxFuture<'a, std::io::Result<Outcome>>;
+}
+
+/// The daemon's executor: every step a child process.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Children;
+
+impl Executor for Children {
+    fn worker<'a>(
+        &'a self,
+        step: Step,
+        deadline: Option<Instant>,
+        kill: &'a mut watch::Receiver<bool>,
+        progress: Box<dyn Fn(u64) + Send + 'static>,
+    ) -> BoxFuture<'a, std::io::Result<WorkerRun>> {
+        Box::pin(run_worker(step, deadline, kill, progress))
+    }
+
+    fn hook<'a>(
+        &'a self,
+        cmd: Command,
+        deadline: Option<Instant>,
+        kill: &'a mut watch::Receiver<bool>,
+    ) -> BoxFuture<'a, std::io::Result<Outcome>> {
+        Box::pin(run(cmd, deadline, kill))
+    }
+}
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Declared protection that runs itself. A resource's run (backup with hooks, retries and
 //! windows; copies; retention and prune) is [`runner`]; every step is a job recorded in the
-//! SQLite [`catalog`]; the [`daemon`] runs resources on their categories' schedules, watches
+//! SQLite [`catalog`]; the [`daemon`] runs resources on their categories' schedules ([`schedule`]), watches
 //! RPOs ([`status`]), notifies through an outbox ([`notify`], [`mail`]) and serves [`metrics`]
 //! and the REST [`api`] (point lists from a cache, [`points`]). Each step executes the `holdfast` binary as a child process ([`exec`],
 //! [`commands`]) so windows can be enforced by stopping it and a failing step cannot take
@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod points;
 pub mod runner;
+pub mod schedule;
 pub mod settings;
 pub mod status;
 

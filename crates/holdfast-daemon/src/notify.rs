@@ -25,7 +25,7 @@ use holdfast_plan::{Notification, Plan};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, OutboxRow, Outgoing};
-use crate::clock::now_ns;
+use crate::clock::Clock;
 use crate::settings::LoadedPlan;
 
 /// The longest wait between two attempts at one notification.
@@ -106,6 +106,7 @@ pub struct Notifier {
     catalog: Catalog,
     plan: SharedPlan,
     wake: Arc<tokio::sync::Notify>,
+    clock: Arc<dyn Clock>,
 }
 
 fn wants(n: &Notification, e: EventKind) -> bool {
@@ -146,7 +147,7 @@ enum Attempt {
 
 impl Notifier {
     /// A notifier delivering the outbox of `catalog` to the channels of `plan`.
-    pub fn new(catalog: Catalog, plan: SharedPlan) -> Self {
+    pub fn new(catalog: Catalog, plan: SharedPlan, clock: Arc<dyn Clock>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
@@ -156,6 +157,7 @@ impl Notifier {
             catalog,
             plan,
             wake: Arc::new(tokio::sync::Notify::new()),
+            clock,
         }
     }
 
@@ -171,7 +173,7 @@ impl Notifier {
     /// Claim the due rows (the oldest undelivered one per channel) and try them, at once;
     /// returns how many were tried.
     pub async fn deliver_due(&self) -> usize {
-        let now = now_ns();
+        let now = self.clock.now_ns();
         let lease = now.saturating_add(LEASE.as_nanos() as i64);
         let rows = match self.catalog.outbox_claim(now, lease, BATCH) {
             Ok(r) => r,
@@ -211,7 +213,7 @@ impl Notifier {
                 }
             }
         };
-        let now = now_ns();
+        let now = self.clock.now_ns();
         let attempt = row.attempts + 1;
         let recorded = match &result {
             Attempt::Delivered => {
@@ -254,7 +256,7 @@ impl Notifier {
                 // A delivered row may have unblocked the next one of its channel.
                 continue;
             }
-            let now = now_ns();
+            let now = self.clock.now_ns();
             let wait = match self.catalog.outbox_next_due() {
                 Ok(Some(t)) if t > now => Duration::from_nanos((t - now) as u64),
                 Ok(Some(_)) => Duration::from_millis(50),
@@ -274,12 +276,12 @@ impl Notifier {
     /// for the daemon (or the next run).
     pub async fn flush(&self, limit: Duration) {
         let end = tokio::time::Instant::now() + limit;
-        let end_ns = now_ns().saturating_add(limit.as_nanos() as i64);
+        let end_ns = self.clock.now_ns().saturating_add(limit.as_nanos() as i64);
         while tokio::time::Instant::now() < end {
             if self.deliver_due().await > 0 {
                 continue;
             }
-            let now = now_ns();
+            let now = self.clock.now_ns();
             match self.catalog.outbox_next_due() {
                 Ok(Some(t)) if t <= end_ns => {
                     let wait = Duration::from_nanos(t.saturating_sub(now).max(0) as u64)

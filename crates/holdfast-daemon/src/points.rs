@@ -27,7 +27,7 @@ use holdfast_ops::points::PointRow;
 use holdfast_ops::worker::Report;
 
 use crate::exec::WorkerResult;
-use crate::runner::{Runtime, now_ns};
+use crate::runner::Runtime;
 
 /// How long a vault's list is served without re-reading it (unless a job changed the vault).
 pub const FRESH_FOR: Duration = Duration::from_secs(60);
@@ -152,7 +152,7 @@ impl PointsCache {
             Ok(all) => {
                 let p = Points {
                     all: Arc::new(all),
-                    fetched_ns: now_ns(),
+                    fetched_ns: rt.now_ns(),
                 };
                 e.points = Some(p.clone());
                 e.fetched = Some((Instant::now(), generation));
@@ -173,7 +173,9 @@ pub async fn list(rt: &Runtime, vault: &str, limit: Duration) -> Result<Vec<Poin
     let step = crate::commands::points(&rt.exe, &plan.plan, vault).map_err(|e| e.to_string())?;
     let mut kill = rt.kill.subscribe();
     let deadline = Instant::now() + limit;
-    let run = crate::exec::run_worker(step, Some(deadline), &mut kill, |_| {})
+    let run = rt
+        .executor
+        .worker(step, Some(deadline), &mut kill, Box::new(|_| {}))
         .await
         .map_err(|e| format!("cannot run {}: {e}", rt.exe.display()))?;
     match run.result {

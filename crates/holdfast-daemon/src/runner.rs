@@ -12,8 +12,9 @@ use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::catalog::Catalog;
+use crate::clock::Clock;
 use crate::commands;
-use crate::exec::{self, WorkerResult, WorkerRun};
+use crate::exec::{self, Executor, WorkerResult, WorkerRun};
 use crate::job::{JobKind, JobState};
 use crate::notify::{Notifier, SharedPlan};
 use crate::points::PointsCache;
@@ -51,6 +52,10 @@ pub struct Runtime {
     /// True once running children must stop.
     pub kill: watch::Sender<bool>,
     active: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where the time of day is read.
+    pub clock: Arc<dyn Clock>,
+    /// What runs the steps.
+    pub executor: Arc<dyn Executor>,
 }
 
 /// What a job run is of: a resource's run, or a vault's verify (for de-duplication).
@@ -166,13 +171,30 @@ fn ts_ns(s: &str) -> Option<i64> {
 }
 
 impl Runtime {
-    /// A runtime over `plan`.
+    /// A runtime over `plan`: the machine's clock, every step a child process.
     pub fn new(exe: PathBuf, catalog: Catalog, plan: LoadedPlan) -> Arc<Self> {
+        Self::with(
+            exe,
+            catalog,
+            plan,
+            Arc::new(crate::clock::SystemClock),
+            Arc::new(exec::Children),
+        )
+    }
+
+    /// A runtime over `plan` with this clock and executor (tests use scripted ones).
+    pub fn with(
+        exe: PathBuf,
+        catalog: Catalog,
+        plan: LoadedPlan,
+        clock: Arc<dyn Clock>,
+        executor: Arc<dyn Executor>,
+    ) -> Arc<Self> {
         let s = plan.settings.clone();
         let plan: SharedPlan = Arc::new(RwLock::new(Arc::new(plan)));
         Arc::new(Runtime {
             exe,
-            notifier: Notifier::new(catalog.clone(), plan.clone()),
+            notifier: Notifier::new(catalog.clone(), plan.clone(), clock.clone()),
             catalog,
             points: PointsCache::default(),
             plan,
@@ -183,7 +205,14 @@ impl Runtime {
             draining: watch::channel(false).0,
             kill: watch::channel(false).0,
             active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            clock,
+            executor,
         })
+    }
+
+    /// Unix nanoseconds now, by this runtime's clock.
+    pub fn now_ns(&self) -> i64 {
+        self.clock.now_ns()
     }
 
     /// Run a resource in the background (counted, so a shutdown can wait for it, and known
@@ -407,7 +436,7 @@ impl Runtime {
         let vault = commands::resource(&plan.plan, resource)
             .map(|(_, c)| c.vault.get_ref().clone())
             .unwrap_or_default();
-        self.catalog.see_resource(resource, now_ns())?;
+        self.catalog.see_resource(resource, self.now_ns())?;
         self.catalog.create(
             JobKind::Backup,
             resource,
@@ -415,7 +444,7 @@ impl Runtime {
             trigger,
             scheduled_ns,
             None,
-            now_ns(),
+            self.now_ns(),
         )
     }
 
@@ -493,7 +522,7 @@ impl Runtime {
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            if let Err(e) = self.catalog.start(job, now_ns()) {
+            if let Err(e) = self.catalog.start(job, self.now_ns()) {
                 break Try::fail(e.to_string());
             }
             let t = self.backup_once(plan, resource, job, deadline).await;
@@ -639,16 +668,17 @@ impl Runtime {
         window: Option<Duration>,
         ok: impl FnOnce(Report) -> Try,
     ) {
-        let job = match self
-            .catalog
-            .create(kind, resource, vault, "backup", None, parent, now_ns())
-        {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!("{e}");
-                return;
-            }
-        };
+        let job =
+            match self
+                .catalog
+                .create(kind, resource, vault, "backup", None, parent, self.now_ns())
+            {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return;
+                }
+            };
         let spec = JobSpec {
             kind,
             resource,
@@ -677,7 +707,7 @@ impl Runtime {
         let Some(permits) = self.slot_for(report, spec).await else {
             return;
         };
-        let _ = self.catalog.start(spec.job, now_ns());
+        let _ = self.catalog.start(spec.job, self.now_ns());
         let deadline = spec.window.map(|w| Instant::now() + w);
         let t = self.work(spec.job, step, deadline, judge).await;
         drop(permits);
@@ -698,7 +728,11 @@ impl Runtime {
         let progress = move |bytes: u64| {
             let _ = catalog.progress(job, bytes);
         };
-        match exec::run_worker(step, deadline, &mut kill, progress).await {
+        match self
+            .executor
+            .worker(step, deadline, &mut kill, Box::new(progress))
+            .await
+        {
             Ok(run) => {
                 for w in &run.warnings {
                     tracing::warn!(job, "{w}");

@@ -7,7 +7,7 @@ use holdfast_ops::worker::Report;
 
 use super::{Runtime, Try, ts_ns};
 use crate::commands;
-use crate::exec::{self, Ended};
+use crate::exec::Ended;
 use crate::job::JobState;
 
 impl Runtime {
@@ -23,12 +23,14 @@ impl Runtime {
         };
         let mut kill = self.kill.subscribe();
         if let Some(h) = &r.pre_hook {
-            match exec::run(
-                commands::hook(plan, h.get_ref(), resource, job, "pre", None),
-                deadline,
-                &mut kill,
-            )
-            .await
+            match self
+                .executor
+                .hook(
+                    commands::hook(plan, h.get_ref(), resource, job, "pre", None),
+                    deadline,
+                    &mut kill,
+                )
+                .await
             {
                 Ok(o) if o.ended == Ended::Exited && o.code == Some(0) => {}
                 Ok(o) => {
@@ -79,12 +81,14 @@ impl Runtime {
                 Try::Done { state, .. } => state.as_str(),
                 _ => "failed",
             };
-            match exec::run(
-                commands::hook(plan, h.get_ref(), resource, job, "post", Some(state)),
-                deadline,
-                &mut kill,
-            )
-            .await
+            match self
+                .executor
+                .hook(
+                    commands::hook(plan, h.get_ref(), resource, job, "post", Some(state)),
+                    deadline,
+                    &mut kill,
+                )
+                .await
             {
                 Ok(o) if o.ended == Ended::Exited && o.code == Some(0) => {}
                 Ok(o) => {

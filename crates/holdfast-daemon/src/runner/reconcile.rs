@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Runtime, now_ns, ts_ns};
+use super::{Runtime, ts_ns};
 use crate::job::JobKind;
 
 impl Runtime {
@@ -37,7 +37,7 @@ impl Runtime {
                     }
                 };
             for r in resources {
-                let _ = self.catalog.see_resource(r, now_ns());
+                let _ = self.catalog.see_resource(r, self.now_ns());
                 if let Some(newest) = points.iter().filter(|p| &p.1 == r).map(|p| p.2).max() {
                     let _ = self.catalog.set_last_point(r, newest);
                 }
@@ -69,7 +69,7 @@ impl Runtime {
                         &p.0[..12.min(p.0.len())],
                         j.resource
                     );
-                    let _ = self.catalog.adopt_point(j.id, &p.0, p.2, now_ns());
+                    let _ = self.catalog.adopt_point(j.id, &p.0, p.2, self.now_ns());
                 }
             }
         }

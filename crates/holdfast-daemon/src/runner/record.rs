@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{RunReport, Runtime, Try, hostname, humanize, now_ns, rfc3339};
+use super::{RunReport, Runtime, Try, hostname, humanize, rfc3339};
 use crate::catalog::{CatalogError, Closed};
 use crate::job::{JobKind, JobState};
 use crate::notify::{Event, EventKind};
@@ -61,7 +61,7 @@ impl Runtime {
             condition: condition.into(),
             job,
             state: state.map(|s| s.as_str().into()),
-            time: rfc3339(now_ns()),
+            time: rfc3339(self.now_ns()),
             text,
             host: hostname(),
         }
@@ -128,7 +128,7 @@ impl Runtime {
     ) {
         let e = self.event_for(kind, resource, None, condition, job, None, text);
         let rows = crate::notify::outgoing(&self.plan().plan, &e);
-        match self.catalog.enqueue(&rows, now_ns()) {
+        match self.catalog.enqueue(&rows, self.now_ns()) {
             Ok(()) => self.queued(Some(e)),
             Err(err) => tracing::error!("{err}"),
         }
@@ -146,7 +146,7 @@ impl Runtime {
         message: Option<&str>,
     ) {
         let cond = kind.as_str();
-        let now = now_ns();
+        let now = self.now_ns();
         let (key, name) = subject(resource, vault, kind);
         let v = Some(vault).filter(|v| !v.is_empty());
         let result = if state.succeeded() {
@@ -235,7 +235,7 @@ impl Runtime {
             point.as_deref(),
             point_ns,
             message.as_deref(),
-            now_ns(),
+            self.now_ns(),
         ) {
             tracing::error!("{e}");
         }
@@ -280,7 +280,7 @@ impl Runtime {
             None,
             None,
             Some(&msg),
-            now_ns(),
+            self.now_ns(),
         );
         self.outcome(resource, vault, kind, job, JobState::Expired, Some(&msg));
         report

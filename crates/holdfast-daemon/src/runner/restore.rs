@@ -8,7 +8,7 @@ use holdfast_ops::restore::RestoreReport;
 use holdfast_ops::worker::Report;
 use tokio::time::Instant;
 
-use super::{JobSpec, RunReport, Runtime, Try, humanize, now_ns};
+use super::{JobSpec, RunReport, Runtime, Try, humanize};
 use crate::catalog::CatalogError;
 use crate::commands;
 use crate::job::{JobKind, JobState};
@@ -49,7 +49,7 @@ impl Runtime {
             "manual",
             None,
             None,
-            now_ns(),
+            self.now_ns(),
         )?;
         let loaded = self.plan();
         let step = commands::restore(&self.exe, &loaded.plan, &req.vault, req.request.clone());

@@ -32,7 +32,7 @@ impl Runtime {
             trigger,
             scheduled_ns,
             None,
-            super::now_ns(),
+            self.now_ns(),
         )
     }
 
