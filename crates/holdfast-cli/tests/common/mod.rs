@@ -122,7 +122,7 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn set_mtime(p: &Path, sec: i64, nsec: u32) {
+pub fn set_mtime(p: &Path, sec: i64, nsec: u32) {
     filetime::set_symlink_file_times(
         p,
         FileTime::from_unix_time(sec, nsec),
