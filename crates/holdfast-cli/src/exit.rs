@@ -35,6 +35,8 @@ pub fn code(e: &Error) -> i32 {
         ErrorKind::VaultExists
         | ErrorKind::Storage
         | ErrorKind::Input
+        | ErrorKind::NotFound
+        | ErrorKind::Internal
         | ErrorKind::Interrupted
         | ErrorKind::Io
         | ErrorKind::Unsupported
@@ -73,6 +75,12 @@ pub fn hint(e: &Error) -> &'static str {
         ErrorKind::Unreachable => "check the endpoint and network, then retry",
         ErrorKind::Storage => "check the storage credentials and permissions",
         ErrorKind::Input => "see `holdfast help` for the accepted arguments",
+        ErrorKind::NotFound => {
+            "see what there is with `holdfast points` (points), `holdfast key list` (keys) or `holdfast ls POINT` (files)"
+        }
+        ErrorKind::Internal => {
+            "this is a bug in holdfast; please report it with the command line and this message"
+        }
         ErrorKind::Io => "check the path and its permissions",
         ErrorKind::Unsupported => "upgrade holdfast",
         ErrorKind::Locked => {
@@ -123,5 +131,24 @@ mod tests {
             .map(|e| format!("[{}] {}", code(e), render(e)))
             .collect();
         insta::assert_snapshot!(lines.join("\n"));
+    }
+
+    #[test]
+    fn not_found_and_internal_errors_render_with_their_hints() {
+        let e = Error::NotFound("no recovery point matches \"zz\"".into());
+        assert_eq!(code(&e), ERROR);
+        assert_eq!(
+            render(&e),
+            "holdfast: error: no recovery point matches \"zz\" (hint: see what there is with \
+             `holdfast points` (points), `holdfast key list` (keys) or `holdfast ls POINT` (files))"
+        );
+        let e = Error::Internal("the upload threads stopped".into());
+        assert_eq!(code(&e), ERROR);
+        assert!(!e.retryable());
+        assert_eq!(
+            render(&e),
+            "holdfast: error: internal error: the upload threads stopped (hint: this is a bug in \
+             holdfast; please report it with the command line and this message)"
+        );
     }
 }

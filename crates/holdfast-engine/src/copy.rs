@@ -159,7 +159,7 @@ fn copy_tree(
                 for c in content.iter_mut() {
                     *c = *m
                         .get(c)
-                        .ok_or_else(|| Error::Input("copy: chunk not mapped".into()))?;
+                        .ok_or_else(|| Error::Internal("copy: a chunk has no mapping".into()))?;
                 }
             }
             NodeKind::Dir { subtree } => {

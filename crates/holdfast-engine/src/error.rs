@@ -24,8 +24,10 @@ pub enum ErrorKind {
     Unreachable,
     /// The storage refused the operation (permissions, configuration).
     Storage,
-    /// Bad input from the user (unknown point, bad argument).
+    /// Bad input from the user (a malformed argument, a bad pattern, a conflicting request).
     Input,
+    /// What the request names does not exist (no point, key or database matches it).
+    NotFound,
     /// A local file could not be read or written.
     Io,
     /// The vault was written by a newer holdfast.
@@ -38,6 +40,8 @@ pub enum ErrorKind {
     /// A program a source or target runs (pg_dump, mariadb-dump, an export command, psql)
     /// failed: the database may be down or restarting; running it again may succeed.
     SourceFailed,
+    /// holdfast itself went wrong (a broken invariant, a worker thread gone): a bug.
+    Internal,
 }
 
 /// An engine error.
@@ -99,6 +103,12 @@ pub enum Error {
     /// See [`ErrorKind::Input`].
     #[error("{0}")]
     Input(String),
+    /// See [`ErrorKind::NotFound`].
+    #[error("{0}")]
+    NotFound(String),
+    /// See [`ErrorKind::Internal`].
+    #[error("internal error: {0}")]
+    Internal(String),
     /// See [`ErrorKind::Io`].
     #[error("{path}: {source}")]
     Io {
@@ -167,6 +177,8 @@ impl Error {
                 _ => ErrorKind::Storage,
             },
             Error::Input(_) => ErrorKind::Input,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Internal(_) => ErrorKind::Internal,
             Error::Io { .. } => ErrorKind::Io,
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Locked(_) => ErrorKind::Locked,

@@ -702,7 +702,7 @@ impl Vault {
         let keys = self.list_keys()?;
         let matches: Vec<_> = keys.iter().filter(|k| k.id.starts_with(prefix)).collect();
         let k = match matches.len() {
-            0 => return Err(Error::Input(format!("no key matches {prefix:?}"))),
+            0 => return Err(Error::NotFound(format!("no key matches {prefix:?}"))),
             1 => matches[0],
             _ => {
                 return Err(Error::Input(format!(

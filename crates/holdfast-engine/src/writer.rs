@@ -236,7 +236,7 @@ impl<'v> BlobWriter<'v> {
     fn send(&self, fp: FinishedPack) -> Result<()> {
         let tx = self.tx.as_ref().expect("sender lives until close");
         tx.send(fp)
-            .map_err(|_| Error::Input("upload threads stopped".into()))
+            .map_err(|_| Error::Internal("the upload threads stopped".into()))
     }
 
     fn close(mut self, handles: Vec<std::thread::ScopedJoinHandle<'_, ()>>) -> Result<WriteStats> {

@@ -98,7 +98,7 @@ pub fn choose(
         }
     };
     if chosen.is_empty() {
-        return Err(Error::Input("no recovery point matches".into()));
+        return Err(Error::NotFound("no recovery point matches".into()));
     }
     Ok(chosen)
 }

@@ -163,7 +163,9 @@ pub fn restore(ctx: &Context<'_>, vault: &Vault, req: &RestoreRequest) -> Result
                 .collect();
             for want in databases {
                 if !dumps.iter().any(|(db, _)| db == want) {
-                    return Err(Error::Input(format!("the point has no database {want:?}")));
+                    return Err(Error::NotFound(format!(
+                        "the point has no database {want:?}"
+                    )));
                 }
             }
             if as_database.is_some() && dumps.len() != 1 {

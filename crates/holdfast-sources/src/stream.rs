@@ -72,7 +72,7 @@ impl<R: Read + Send> Source for StreamSource<R> {
             .reader
             .lock()
             .take()
-            .ok_or_else(|| Error::Input("the stream was already read".into()))?;
+            .ok_or_else(|| Error::Internal("the stream was already read".into()))?;
         let io_err = |e: std::io::Error| Error::io("<stdin>", e);
         let (content, size) = crate::content::store_stream(w, r, None, progress, &io_err)?;
         single_file(w, &self.name, size, content, Default::default())

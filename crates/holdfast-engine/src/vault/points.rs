@@ -129,7 +129,7 @@ impl Vault {
                 );
             }
             return chosen.ok_or_else(|| {
-                Error::Input(match (resource, passed.len()) {
+                Error::NotFound(match (resource, passed.len()) {
                     (None, 0) => "the vault has no recovery points".into(),
                     (Some(r), 0) => format!("no recovery point of resource {r:?}"),
                     (None, n) => format!(
@@ -155,7 +155,9 @@ impl Vault {
             .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
             .collect();
         match found.len() {
-            0 => Err(Error::Input(format!("no recovery point matches {spec:?}"))),
+            0 => Err(Error::NotFound(format!(
+                "no recovery point matches {spec:?}"
+            ))),
             1 => Ok(found.remove(0)),
             n => Err(Error::Input(format!(
                 "{spec:?} matches {n} recovery points; give more characters"
