@@ -5,6 +5,7 @@
 #
 #   bash bench/daemon.sh                # RUNS=10 hyperfine runs, 20 resources for 60 s
 #   RESOURCES=50 SECONDS_UP=120 bash bench/daemon.sh
+#   HOLDFAST=/tmp/old/holdfast bash bench/daemon.sh   # another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}
@@ -14,8 +15,9 @@ DATA=${DATA:-/usr/share/doc}
 WORK=${WORK:-/tmp/hf-bench-daemon}
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
-cargo build --release -q -p holdfast-cli
-HF=${CARGO_TARGET_DIR:-$PWD/target}/release/holdfast
+# HOLDFAST=/path/to/holdfast compares another build (then nothing is built).
+if [ -z "${HOLDFAST:-}" ]; then cargo build --release -q -p holdfast-cli; fi
+HF=${HOLDFAST:-${CARGO_TARGET_DIR:-$PWD/target}/release/holdfast}
 rm -rf "$WORK" && mkdir -p "$WORK"
 echo "correct horse battery" > "$WORK/pass"
 export HOLDFAST_PASSPHRASE_FILE="$WORK/pass"
