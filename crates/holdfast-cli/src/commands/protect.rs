@@ -2,14 +2,17 @@
 
 use holdfast_engine::protect::{self, Hold, LockMode, VaultLock};
 use holdfast_engine::{Error, Result};
-use holdfast_retention::{add_span, parse_span};
+use holdfast_ops::protect as ops;
+use holdfast_retention::parse_span;
 
 use super::{Ctx, by, now_ns};
 use crate::cli::{HoldCommand, LockCommand};
 use crate::{exit, output};
 
-fn span(flag: &str, s: &str) -> Result<jiff::Span> {
-    parse_span(s).map_err(|e| Error::Input(format!("{flag}: {e}")))
+fn span(flag: &str, s: &str) -> Result<()> {
+    parse_span(s)
+        .map(|_| ())
+        .map_err(|e| Error::Input(format!("{flag}: {e}")))
 }
 
 pub fn lock(ctx: &Ctx, c: LockCommand) -> Result<i32> {
@@ -24,44 +27,31 @@ pub fn lock(ctx: &Ctx, c: LockCommand) -> Result<i32> {
             cooling_off,
             bypass_governance,
         } => {
+            // The flags are checked here so an error names them; the operation checks again.
             span("--min-retention", &min_retention)?;
             if let Some(m) = &max_retention {
                 span("--max-retention", m)?;
             }
-            let cool = span("--cooling-off", &cooling_off)?;
-            let mode = if mode == "compliance" {
-                LockMode::Compliance
-            } else {
-                LockMode::Governance
-            };
-            let new = VaultLock {
-                mode,
+            span("--cooling-off", &cooling_off)?;
+            let req = ops::LockRequest {
+                mode: if mode == "compliance" {
+                    LockMode::Compliance
+                } else {
+                    LockMode::Governance
+                },
                 min_retention,
                 max_retention,
-                set_ns: now,
-                changeable_until_ns: (mode == LockMode::Compliance).then(|| add_span(now, cool)),
+                cooling_off,
+                bypass_governance,
             };
-            let st = protect::update(&vault, &by(), now, |cur| {
-                let mut action =
-                    protect::check_set_lock(cur.lock.as_ref(), &new, bypass_governance, now)?;
-                let mut next = cur.clone();
-                // Re-setting an immutable compliance lock to itself changes nothing.
-                if cur.lock.as_ref().is_some_and(|l| l.immutable(now)) {
-                    action = "lock re-confirmed (unchanged)".into();
-                } else {
-                    next.lock = Some(new.clone());
-                }
-                Ok((next, action))
-            })?;
-            print_state(ctx, &st, now);
-            apply(ctx, &vault, &st, now)?;
+            let r = ops::set_lock(&vault, &req, &by(), now)?;
+            print_report(ctx, &r, now);
         }
         LockCommand::Apply => {
-            let st = protect::current(&vault)?;
-            if st.lock.is_none() {
-                return Err(Error::Input("the vault has no lock".into()));
+            let r = ops::apply_lock(&vault, now)?;
+            if let Some(a) = &r.applied {
+                print_applied(ctx, a);
             }
-            apply(ctx, &vault, &st, now)?;
         }
         LockCommand::Show => {
             let hist = protect::history(&vault)?;
@@ -72,7 +62,7 @@ pub fn lock(ctx: &Ctx, c: LockCommand) -> Result<i32> {
                     "history": hist.iter().filter_map(|p| p.event.clone()).collect::<Vec<_>>(),
                 }));
             } else {
-                print_state(ctx, &st, now);
+                print_state(ctx, &st.lock, &st.holds, now);
                 if !hist.is_empty() {
                     println!("history:");
                     for e in hist.iter().filter_map(|p| p.event.as_ref()) {
@@ -82,30 +72,23 @@ pub fn lock(ctx: &Ctx, c: LockCommand) -> Result<i32> {
             }
         }
         LockCommand::Remove { bypass_governance } => {
-            let st = protect::update(&vault, &by(), now, |cur| {
-                let action = protect::check_remove_lock(cur.lock.as_ref(), bypass_governance, now)?;
-                let mut next = cur.clone();
-                next.lock = None;
-                Ok((next, action))
-            })?;
-            print_state(ctx, &st, now);
+            let r = ops::remove_lock(&vault, bypass_governance, &by(), now)?;
+            print_report(ctx, &r, now);
         }
     }
     Ok(exit::OK)
 }
 
-/// Apply the lock as storage retention (S3 Object Lock) and say what happened.
-pub fn apply(
-    ctx: &Ctx,
-    vault: &holdfast_engine::Vault,
-    st: &protect::Protection,
-    now: i64,
-) -> Result<()> {
-    let r = protect::apply_retention(vault, st, now)?;
-    if st.lock.is_some() {
-        print_applied(ctx, &r);
+/// Print a protection change: the new state, then what applying the lock to storage did.
+fn print_report(ctx: &Ctx, r: &ops::ProtectionReport, now: i64) {
+    if ctx.json {
+        ctx.print_report(r);
+    } else {
+        print_state(ctx, &r.lock, &r.holds, now);
     }
-    Ok(())
+    if let Some(a) = &r.applied {
+        print_applied(ctx, a);
+    }
 }
 
 /// Say what applying storage retention did.
@@ -136,15 +119,11 @@ pub fn print_applied(ctx: &Ctx, r: &protect::RetentionReport) {
     }
 }
 
-fn print_state(ctx: &Ctx, st: &protect::Protection, now: i64) {
-    if ctx.json {
-        ctx.print_json(&serde_json::json!({"lock": st.lock, "holds": st.holds}));
-        return;
-    }
+fn print_state(ctx: &Ctx, lock: &Option<VaultLock>, holds: &[Hold], now: i64) {
     if ctx.quiet {
         return;
     }
-    match &st.lock {
+    match lock {
         None => println!("vault lock: none"),
         Some(l) => {
             let mode = match l.mode {
@@ -168,10 +147,10 @@ fn print_state(ctx: &Ctx, st: &protect::Protection, now: i64) {
             }
         }
     }
-    if st.holds.is_empty() {
+    if holds.is_empty() {
         println!("legal holds: none");
     }
-    for h in &st.holds {
+    for h in holds {
         println!(
             "legal hold {:?}: resource {}, from {}, to {}{}",
             h.name,
@@ -210,32 +189,20 @@ pub fn hold(ctx: &Ctx, c: HoldCommand) -> Result<i32> {
             to,
             reason,
         } => {
-            if name.trim().is_empty() {
-                return Err(Error::Input("a hold needs a name".into()));
-            }
-            let hold = Hold {
-                name: name.clone(),
+            let req = ops::HoldRequest {
+                name,
                 resource,
                 from_ns: time_arg("--from", from.as_deref())?,
                 to_ns: time_arg("--to", to.as_deref())?,
                 reason,
-                created_ns: now,
-                by: by(),
             };
-            if let (Some(f), Some(t)) = (hold.from_ns, hold.to_ns)
+            if let (Some(f), Some(t)) = (req.from_ns, req.to_ns)
                 && f > t
             {
                 return Err(Error::Input("--from is after --to".into()));
             }
-            let st = protect::update(&vault, &by(), now, |cur| {
-                if cur.holds.iter().any(|h| h.name == name) {
-                    return Err(Error::Input(format!("a hold named {name:?} exists")));
-                }
-                let mut next = cur.clone();
-                next.holds.push(hold.clone());
-                Ok((next, format!("hold {name:?} placed")))
-            })?;
-            print_state(ctx, &st, now);
+            let r = ops::add_hold(&vault, &req, &by(), now)?;
+            print_report(ctx, &r, now);
         }
         HoldCommand::List => {
             let st = protect::current(&vault)?;
@@ -244,19 +211,12 @@ pub fn hold(ctx: &Ctx, c: HoldCommand) -> Result<i32> {
             } else if st.holds.is_empty() {
                 println!("legal holds: none");
             } else {
-                print_state(ctx, &st, now);
+                print_state(ctx, &st.lock, &st.holds, now);
             }
         }
         HoldCommand::Release { name } => {
-            let st = protect::update(&vault, &by(), now, |cur| {
-                if !cur.holds.iter().any(|h| h.name == name) {
-                    return Err(Error::Input(format!("no hold named {name:?}")));
-                }
-                let mut next = cur.clone();
-                next.holds.retain(|h| h.name != name);
-                Ok((next, format!("hold {name:?} released")))
-            })?;
-            print_state(ctx, &st, now);
+            let r = ops::release_hold(&vault, &name, &by(), now)?;
+            print_report(ctx, &r, now);
         }
     }
     Ok(exit::OK)
