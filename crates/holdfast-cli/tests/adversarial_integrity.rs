@@ -11,7 +11,7 @@ use common::*;
 use holdfast_engine::index::{self, IndexedPack};
 use holdfast_engine::keys;
 use holdfast_engine::pack::PackBuilder;
-use holdfast_engine::{Id, LockedVault};
+use holdfast_engine::{Id, KeylessVault};
 use holdfast_storage::local::LocalStorage;
 use holdfast_storage::{Handle, Kind, Storage};
 
@@ -34,7 +34,7 @@ fn backup_only_key(env: &Env) -> std::path::PathBuf {
 fn forge_junk_locations(vault: &str, key_file: &Path, copies: usize) -> Vec<Id> {
     let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(vault.into()));
     let material = keys::decode_key_file(&std::fs::read(key_file).unwrap()).unwrap();
-    let v = LockedVault::open(storage.clone())
+    let v = KeylessVault::open(storage.clone())
         .unwrap()
         .unlock_material(material)
         .unwrap();

@@ -31,4 +31,4 @@ pub mod writer;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::Id;
-pub use vault::{LockedVault, Origin, Vault};
+pub use vault::{KeylessVault, Origin, Vault};

@@ -140,7 +140,7 @@ pub fn history(vault: &Vault) -> Result<Vec<Protection>> {
         })?;
     let mut seqs: Vec<u64> = vault
         .storage()
-        .list(Kind::Policy)?
+        .list(Kind::Protection)?
         .into_iter()
         .filter(|o| o.name.len() == 16)
         .filter_map(|o| u64::from_str_radix(&o.name, 16).ok())
@@ -148,7 +148,7 @@ pub fn history(vault: &Vault) -> Result<Vec<Protection>> {
     seqs.sort_unstable();
     let mut out = Vec::with_capacity(seqs.len());
     for (i, s) in seqs.iter().enumerate() {
-        let h = Handle::new(Kind::Policy, name(*s));
+        let h = Handle::new(Kind::Protection, name(*s));
         if *s != i as u64 {
             return Err(Error::damaged(
                 h.path(),
@@ -189,7 +189,7 @@ fn check_head(vault: &Vault, newest: Option<u64>) -> Result<()> {
         && newest.is_none_or(|n| n < seen)
     {
         return Err(Error::damaged(
-            Handle::new(Kind::Policy, name(seen)).path(),
+            Handle::new(Kind::Protection, name(seen)).path(),
             format!(
                 "the newest protection record this host has seen (number {seen}) is gone: the \
                  vault lock or holds were rolled back by deleting policy objects (restore them \
@@ -248,7 +248,7 @@ pub fn update(
         let data = key.seal(AAD, &json);
         match vault
             .storage()
-            .create(&Handle::new(Kind::Policy, name(next.seq)), &data)
+            .create(&Handle::new(Kind::Protection, name(next.seq)), &data)
         {
             Ok(()) => return Ok(next),
             Err(e) if e.kind == SK::AlreadyExists => continue,
@@ -481,8 +481,8 @@ pub fn apply_retention(vault: &Vault, state: &Protection, now_ns: i64) -> Result
     let latest = until.values().copied().max();
     if let Some(l) = latest {
         until.insert(Handle::config(), l);
-        for o in storage.list(Kind::Policy)? {
-            until.insert(Handle::new(Kind::Policy, o.name), l);
+        for o in storage.list(Kind::Protection)? {
+            until.insert(Handle::new(Kind::Protection, o.name), l);
         }
     }
     let items: Vec<(Handle, i64)> = until.into_iter().collect();

@@ -23,8 +23,10 @@ use crate::tree::Tree;
 /// A cached pack data key is found by pack name and wrapped key.
 type PackKeyId = (Id, [u8; crypto::WRAPPED_LEN]);
 
-/// A vault whose config has been read but which is not unlocked yet.
-pub struct LockedVault {
+/// A vault whose config has been read but whose key is not open yet: it can say what it is
+/// (format version, parameters), not what it holds. `unlock_*` turns it into a [`Vault`].
+/// (Not to be confused with the vault lock, a protection record.)
+pub struct KeylessVault {
     storage: Arc<dyn Storage>,
     config: VaultConfig,
     mac: [u8; 32],
@@ -100,10 +102,10 @@ pub(crate) fn create_idempotent(storage: &dyn Storage, h: &Handle, data: &[u8]) 
     }
 }
 
-impl LockedVault {
+impl KeylessVault {
     /// Read the config at a location; [`Error::NoVault`] if there is none. A vault of the
     /// previous format version is refused with the command that converts it.
-    pub fn open(storage: Arc<dyn Storage>) -> Result<LockedVault> {
+    pub fn open(storage: Arc<dyn Storage>) -> Result<KeylessVault> {
         let v = Self::open_any(storage)?;
         if config::MIGRATABLE_VERSIONS.contains(&v.config.version) {
             return Err(Error::Unsupported(format!(
@@ -118,10 +120,10 @@ impl LockedVault {
         Ok(v)
     }
 
-    /// [`LockedVault::open`], accepting the previous format version too (for `migrate`).
-    pub fn open_any(storage: Arc<dyn Storage>) -> Result<LockedVault> {
+    /// [`KeylessVault::open`], accepting the previous format version too (for `migrate`).
+    pub fn open_any(storage: Arc<dyn Storage>) -> Result<KeylessVault> {
         match read_config(&storage)? {
-            Some((config, mac)) => Ok(LockedVault {
+            Some((config, mac)) => Ok(KeylessVault {
                 storage,
                 config,
                 mac,

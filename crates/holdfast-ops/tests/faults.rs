@@ -50,7 +50,7 @@ fn with_ctx<T>(f: impl FnOnce(&Context<'_>) -> T) -> T {
 }
 
 fn open(storage: Arc<dyn Storage>) -> holdfast_engine::Result<Vault> {
-    let v = holdfast_engine::LockedVault::open(storage)?.unlock_passphrase(PASS)?;
+    let v = holdfast_engine::KeylessVault::open(storage)?.unlock_passphrase(PASS)?;
     v.load_index()?;
     Ok(v)
 }

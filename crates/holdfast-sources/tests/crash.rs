@@ -8,7 +8,7 @@ use holdfast_engine::keys::KdfParams;
 use holdfast_engine::point::{Manifest, SourceInfo, Summary};
 use holdfast_engine::verify::{VerifyOptions, verify};
 use holdfast_engine::writer::with_writer;
-use holdfast_engine::{Id, LockedVault, Origin, Result, Vault};
+use holdfast_engine::{Id, KeylessVault, Origin, Result, Vault};
 use holdfast_sources::Source;
 use holdfast_sources::files::{Excludes, FilesSource};
 use holdfast_sources::restore::{Includes, restore};
@@ -61,7 +61,7 @@ fn backup(vault: &Vault, src: &Path) -> Result<Id> {
 }
 
 fn open(s: Arc<dyn Storage>) -> Vault {
-    let v = LockedVault::open(s)
+    let v = KeylessVault::open(s)
         .unwrap()
         .unlock_passphrase(PASS)
         .unwrap();

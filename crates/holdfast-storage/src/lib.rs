@@ -53,8 +53,9 @@ pub enum Kind {
     Session,
     /// Deletion notices of garbage collection (`gc/<name>`).
     Notice,
-    /// The vault's protection records: vault lock and legal holds (`policy/<name>`).
-    Policy,
+    /// The vault's protection records: vault lock and legal holds (`policy/<name>`; the
+    /// folder keeps the name it had before the kind was renamed).
+    Protection,
 }
 
 impl Kind {
@@ -67,7 +68,7 @@ impl Kind {
         Kind::Point,
         Kind::Session,
         Kind::Notice,
-        Kind::Policy,
+        Kind::Protection,
     ];
 
     /// The folder of this kind inside the vault.
@@ -80,7 +81,7 @@ impl Kind {
             Kind::Point => "points",
             Kind::Session => "sessions",
             Kind::Notice => "gc",
-            Kind::Policy => "policy",
+            Kind::Protection => "policy",
         }
     }
 }

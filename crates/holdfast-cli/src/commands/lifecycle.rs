@@ -249,7 +249,7 @@ pub fn repair_index(ctx: &Ctx, headers_only: bool) -> Result<i32> {
 
 /// `migrate`: convert a vault of the previous format version.
 pub fn migrate(ctx: &Ctx) -> Result<i32> {
-    let locked = holdfast_engine::LockedVault::open_any(ctx.storage()?)?;
+    let locked = holdfast_engine::KeylessVault::open_any(ctx.storage()?)?;
     let from = locked.config().version;
     let vault = super::unlock_locked(locked, "HOLDFAST")?;
     let changed = vault.migrate()?;

@@ -16,7 +16,7 @@ mod worker;
 use std::sync::Arc;
 
 use holdfast_engine::session::Session;
-use holdfast_engine::{Error, LockedVault, Origin, Result, Vault};
+use holdfast_engine::{Error, KeylessVault, Origin, Result, Vault};
 use holdfast_storage::Storage;
 use holdfast_storage::url::{Location, OpenLocation, S3Options};
 
@@ -178,11 +178,11 @@ impl Ctx {
 
 /// Unlock the vault in `storage` with the secret from `PREFIX_*` variables.
 pub fn unlock_at(storage: Arc<dyn Storage>, prefix: &str) -> Result<Vault> {
-    unlock_locked(LockedVault::open(storage)?, prefix)
+    unlock_locked(KeylessVault::open(storage)?, prefix)
 }
 
 /// Unlock an opened vault with the secret from `PREFIX_*` variables.
-pub fn unlock_locked(locked: LockedVault, prefix: &str) -> Result<Vault> {
+pub fn unlock_locked(locked: KeylessVault, prefix: &str) -> Result<Vault> {
     let mut vault = match secrets::unlock_secret_prefixed(prefix)? {
         Secret::Passphrase(p) => locked.unlock_passphrase(&p)?,
         Secret::KeyFile(m) => locked.unlock_material(*m)?,

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use holdfast_engine::{LockedVault, Vault};
+use holdfast_engine::{KeylessVault, Vault};
 use holdfast_plan::Spanned;
 use holdfast_plan::{Plan, Problem};
 use holdfast_retention::{add_span, parse_span};
@@ -32,7 +32,7 @@ fn open(ctx: &Ctx, name: &str, v: &holdfast_plan::Vault) -> Result<Vault, String
     let storage = loc
         .open(&ctx.s3_with(v.endpoint.clone(), v.region.clone()))
         .map_err(|e| e.to_string())?;
-    let locked = LockedVault::open(Arc::clone(&storage)).map_err(|e| e.to_string())?;
+    let locked = KeylessVault::open(Arc::clone(&storage)).map_err(|e| e.to_string())?;
     let unlocked = match crate::secrets::plan_vault(name, v).map_err(|e| e.to_string())? {
         crate::secrets::Secret::KeyFile(m) => locked.unlock_material(*m),
         crate::secrets::Secret::Passphrase(p) => locked.unlock_passphrase(&p),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use holdfast_engine::point::Manifest;
-use holdfast_engine::{Id, LockedVault, Vault, crypto, keys};
+use holdfast_engine::{Id, KeylessVault, Vault, crypto, keys};
 use holdfast_storage::local::LocalStorage;
 use holdfast_storage::{Handle, Kind, Storage};
 
@@ -20,7 +20,7 @@ use super::Env;
 /// The full-key vault of an env (passphrase `correct horse`).
 pub fn full_vault(env: &Env) -> Vault {
     let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(env.vault.clone().into()));
-    LockedVault::open(storage)
+    KeylessVault::open(storage)
         .unwrap()
         .unlock_passphrase(b"correct horse")
         .unwrap()
