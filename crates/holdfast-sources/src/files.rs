@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use crate::pattern::PathMatcher;
 use holdfast_engine::pack::BlobType;
 use holdfast_engine::point::Summary;
 use holdfast_engine::tree::{Node, NodeKind, Tree};
@@ -28,41 +28,17 @@ use crate::{Captured, Progress, Source};
 /// Exclusion patterns: a pattern with a `/` matches the whole absolute path, one without
 /// matches any path component's name.
 #[derive(Debug, Clone)]
-pub struct Excludes {
-    by_path: GlobSet,
-    by_name: GlobSet,
-}
+pub struct Excludes(PathMatcher);
 
 impl Excludes {
     /// Build from glob patterns.
     pub fn new(patterns: &[String]) -> Result<Self> {
-        let mut p = GlobSetBuilder::new();
-        let mut n = GlobSetBuilder::new();
-        for pat in patterns {
-            let g = Glob::new(pat)
-                .map_err(|e| Error::Input(format!("bad exclude pattern {pat:?}: {e}")))?;
-            if pat.contains('/') {
-                p.add(g)
-            } else {
-                n.add(g)
-            };
-        }
-        let build = |b: GlobSetBuilder| {
-            b.build()
-                .map_err(|e| Error::Input(format!("bad exclude patterns: {e}")))
-        };
-        Ok(Excludes {
-            by_path: build(p)?,
-            by_name: build(n)?,
-        })
+        PathMatcher::new(patterns, "exclude").map(Excludes)
     }
 
     /// Whether `path` (with file name `name`) is excluded.
     pub fn excluded(&self, path: &Path, name: &[u8]) -> bool {
-        self.by_path.is_match(path)
-            || self
-                .by_name
-                .is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
+        self.0.matches(path, name)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod export;
 pub mod files;
 pub mod meta;
 pub mod mysql;
+pub mod pattern;
 pub mod pitr;
 pub mod postgres;
 pub mod restore;

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use crate::pattern::PathMatcher;
 use holdfast_engine::tree::{Node, NodeKind};
 use holdfast_engine::walk::{self, Visit};
 use holdfast_engine::{Error, Id, Result, Vault};
@@ -50,48 +50,27 @@ pub struct RestoreReport {
 
 /// Which paths to restore: all, or those matching include globs. A pattern with `/` matches
 /// the path from the point's root (`/srv/app/*.conf`), one without matches the file name.
-pub struct Includes {
-    by_path: GlobSet,
-    by_name: GlobSet,
-    any: bool,
-}
+pub struct Includes(PathMatcher);
 
 impl Includes {
     /// Build from patterns (empty: everything).
     pub fn new(patterns: &[String]) -> Result<Self> {
-        let mut p = GlobSetBuilder::new();
-        let mut n = GlobSetBuilder::new();
-        for pat in patterns {
-            let g = Glob::new(pat)
-                .map_err(|e| Error::Input(format!("bad include pattern {pat:?}: {e}")))?;
-            if pat.contains('/') {
-                p.add(g)
-            } else {
-                n.add(g)
-            };
-        }
-        let build = |b: GlobSetBuilder| {
-            b.build()
-                .map_err(|e| Error::Input(format!("bad include patterns: {e}")))
-        };
-        Ok(Includes {
-            by_path: build(p)?,
-            by_name: build(n)?,
-            any: patterns.is_empty(),
-        })
+        PathMatcher::new(patterns, "include").map(Includes)
+    }
+
+    /// Whether everything is restored (no patterns).
+    fn everything(&self) -> bool {
+        self.0.is_empty()
     }
 
     fn matches(&self, rel: &[u8], name: &[u8]) -> bool {
-        if self.any {
+        if self.everything() {
             return true;
         }
         let mut full = b"/".to_vec();
         full.extend_from_slice(rel);
-        self.by_path
-            .is_match(Path::new(std::ffi::OsStr::from_bytes(&full)))
-            || self
-                .by_name
-                .is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
+        self.0
+            .matches(Path::new(std::ffi::OsStr::from_bytes(&full)), name)
     }
 }
 
@@ -506,7 +485,7 @@ pub fn restore(
                             // With include patterns, folders are created only where an
                             // included item needs them; their metadata is applied if they
                             // exist at the end.
-                            if includes.any
+                            if includes.everything()
                                 && ensure_parent(&mut stack, &mut dirs, &mut errors).is_none()
                             {
                                 return false;
