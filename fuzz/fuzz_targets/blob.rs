@@ -10,8 +10,8 @@
 use std::sync::LazyLock;
 
 use holdfast_engine::Id;
-use holdfast_engine::crypto::DataKey;
-use holdfast_engine::pack::{self, BlobType, PackEntry};
+use holdfast_engine::internals::crypto::DataKey;
+use holdfast_engine::internals::pack::{self, BlobType, PackEntry};
 use libfuzzer_sys::fuzz_target;
 
 static DK: LazyLock<DataKey> = LazyLock::new(DataKey::generate);

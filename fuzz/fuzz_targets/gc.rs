@@ -7,7 +7,7 @@
 //! the same name (ignoring case).
 #![no_main]
 use holdfast_engine::Id;
-use holdfast_engine::gc::{Companion, Notice};
+use holdfast_engine::internals::gc::{Companion, Notice};
 use libfuzzer_sys::fuzz_target;
 
 fn check_id(s: &str) {

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use holdfast_engine::Id;
-use holdfast_engine::crypto::SymKey;
+use holdfast_engine::internals::crypto::SymKey;
 use holdfast_engine::index::{self, Index, IndexedPack};
 use libfuzzer_sys::fuzz_target;
 

@@ -10,9 +10,9 @@
 #![no_main]
 use std::sync::LazyLock;
 
-use holdfast_engine::crypto::SymKey;
-use holdfast_engine::pack;
-use holdfast_engine::wire::{Reader, Writer};
+use holdfast_engine::internals::crypto::SymKey;
+use holdfast_engine::internals::pack;
+use holdfast_engine::internals::wire::{Reader, Writer};
 use libfuzzer_sys::fuzz_target;
 
 static KEY: LazyLock<SymKey> = LazyLock::new(SymKey::generate);

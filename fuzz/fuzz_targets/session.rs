@@ -17,7 +17,7 @@
 #![no_main]
 use std::sync::LazyLock;
 
-use holdfast_engine::crypto::{self, DataKey, SecretKey, WRAPPED_LEN};
+use holdfast_engine::internals::crypto::{self, DataKey, SecretKey, WRAPPED_LEN};
 use holdfast_engine::session::{self, CLAIM, Claim, END, SessionInfo};
 use holdfast_storage::memory::MemoryStorage;
 use holdfast_storage::{Handle, Kind, Storage};

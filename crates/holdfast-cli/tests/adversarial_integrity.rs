@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::*;
 use holdfast_engine::index::{self, IndexedPack};
+use holdfast_engine::internals::pack::PackBuilder;
 use holdfast_engine::keys;
-use holdfast_engine::pack::PackBuilder;
 use holdfast_engine::{Id, KeylessVault};
 use holdfast_storage::local::LocalStorage;
 use holdfast_storage::{Handle, Kind, Storage};

@@ -5,9 +5,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use holdfast_engine::chunker::ChunkParams;
-use holdfast_engine::crypto::{self, SecretKey};
 use holdfast_engine::id::Id;
-use holdfast_engine::pack::{self, BlobType, PackBuilder};
+use holdfast_engine::internals::crypto::{self, SecretKey};
+use holdfast_engine::internals::pack::{self, BlobType, PackBuilder};
 
 fn data(len: usize) -> Vec<u8> {
     // Half incompressible, half text-like: closer to real backups than either alone.

@@ -99,7 +99,9 @@ pub fn compress_into(plain: &[u8], level: i32, out: &mut Vec<u8>) {
     out.extend_from_slice(plain);
 }
 
-/// The stored payload of `plain` as a new buffer (see [`compress_into`]).
+/// The stored payload of `plain` as a new buffer (see [`compress_into`]). For the fuzz
+/// targets and benchmarks; writers use [`compress_into`].
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn compress(plain: &[u8], level: i32) -> Vec<u8> {
     let mut out = Vec::new();
     compress_into(plain, level, &mut out);
@@ -139,9 +141,6 @@ pub enum BlobError {
     /// The payload did not decode.
     #[error(transparent)]
     Wire(#[from] WireError),
-    /// Decrypted fine but the content does not hash to its id.
-    #[error("content does not match its id")]
-    IdMismatch,
 }
 
 /// Decrypt and decompress one stored blob. The caller checks the id if it wants to.
@@ -222,7 +221,9 @@ impl PackBuilder {
         self.entries.is_empty()
     }
 
-    /// Encrypt and append a blob whose payload came from [`compress`].
+    /// Encrypt and append a blob whose payload came from [`compress`] (fuzz targets,
+    /// benchmarks and forging tests; writers use the buffer-reusing path).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn add(&mut self, ty: BlobType, id: Id, raw_len: u32, mut payload: Vec<u8>) {
         let offset = self.buf.len() as u64;
         self.dk.encrypt(offset, &blob_aad(ty, &id), &mut payload);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use holdfast_engine::Id;
-use holdfast_engine::wire::{Reader, WireError, Writer};
+use holdfast_engine::encoding::{Reader, WireError, Writer};
 use parking_lot::Mutex;
 
 /// What identifies an unchanged file.

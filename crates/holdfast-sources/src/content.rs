@@ -2,7 +2,7 @@
 
 use std::io::Read;
 
-use holdfast_engine::pack::BlobType;
+use holdfast_engine::BlobType;
 use holdfast_engine::writer::BlobWriter;
 use holdfast_engine::{Error, Id, Result};
 use rayon::prelude::*;

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use holdfast_engine::pack::BlobType;
+use holdfast_engine::BlobType;
 use holdfast_engine::point::Summary;
 use holdfast_engine::tree::Tree;
 use holdfast_engine::writer::BlobWriter;

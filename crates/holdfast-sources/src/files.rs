@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::pattern::PathMatcher;
-use holdfast_engine::pack::BlobType;
+use holdfast_engine::BlobType;
 use holdfast_engine::point::Summary;
 use holdfast_engine::tree::{Node, NodeKind, Tree};
 use holdfast_engine::writer::BlobWriter;

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use holdfast_engine::pack::BlobType;
+use holdfast_engine::BlobType;
 use holdfast_engine::point::Summary;
 use holdfast_engine::tree::{Node, NodeKind, Tree};
 use holdfast_engine::writer::BlobWriter;

@@ -256,7 +256,7 @@ pub fn key_backup_only(
     let vault = ctx.open()?;
     let now = super::now_ns();
     let label = label.unwrap_or_else(|| {
-        let r: [u8; 4] = holdfast_engine::crypto::random_bytes();
+        let r: [u8; 4] = holdfast_engine::random_bytes();
         format!("writer-{}", hex::encode(r))
     });
     // `None` for a write-only key: only the owner issues writer identities.

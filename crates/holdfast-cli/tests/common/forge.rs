@@ -10,8 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ed25519_dalek::{Signer as _, SigningKey};
+use holdfast_engine::internals::crypto;
 use holdfast_engine::point::Manifest;
-use holdfast_engine::{Id, KeylessVault, Vault, crypto, keys};
+use holdfast_engine::{Id, KeylessVault, Vault, keys};
 use holdfast_storage::local::LocalStorage;
 use holdfast_storage::{Handle, Kind, Storage};
 
