@@ -76,7 +76,7 @@ pub fn run_verify(
     sink: &dyn holdfast_ops::Sink,
     req: &VerifyRequest,
 ) -> Result<holdfast_ops::verify::VerifyOutput> {
-    let vault = ctx.open()?;
+    let vault = ctx.open_to(sink)?;
     ctx.with_ops(sink, |o| holdfast_ops::verify::verify(o, &vault, req))
 }
 

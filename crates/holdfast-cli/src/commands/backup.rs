@@ -71,7 +71,7 @@ pub fn request(a: &BackupArgs) -> Result<BackupRequest> {
 
 /// Open the vault and run the backup `req` under a session.
 pub fn run(ctx: &Ctx, sink: &dyn holdfast_ops::Sink, req: &BackupRequest) -> Result<BackupReport> {
-    let (vault, session) = ctx.open_with_session("backup", true)?;
+    let (vault, session) = ctx.open_with_session_to(sink, "backup", true)?;
     let result = ctx.with_ops(sink, |o| {
         holdfast_ops::backup::backup(o, &vault, session.as_ref(), req)
     });

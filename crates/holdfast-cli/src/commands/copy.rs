@@ -5,7 +5,7 @@ use holdfast_engine::{Error, Result};
 use holdfast_ops::copy::{CopyRequest, CopySelection, Destination};
 use holdfast_storage::url::{Location, OpenLocation};
 
-use super::{Ctx, load_index, start_session, unlock_at};
+use super::{Ctx, start_session, unlock_at};
 use crate::cli::CopyArgs;
 use crate::{exit, output};
 
@@ -43,7 +43,7 @@ pub fn request(a: &CopyArgs) -> Result<CopyRequest> {
 /// Open both vaults (the destination's secret from `HOLDFAST_TO_*`) and copy.
 pub fn run(ctx: &Ctx, sink: &dyn holdfast_ops::Sink, req: &CopyRequest) -> Result<CopyReport> {
     let select = &req.select;
-    let (src, src_session) = ctx.open_with_session("copy", false)?;
+    let (src, src_session) = ctx.open_with_session_to(sink, "copy", false)?;
     let result = (|| {
         let dst_loc = Location::parse(&req.to.vault).map_err(|e| Error::Input(e.message))?;
         let dst_storage =
@@ -52,7 +52,7 @@ pub fn run(ctx: &Ctx, sink: &dyn holdfast_ops::Sink, req: &CopyRequest) -> Resul
         holdfast_ops::copy::distinct(&src, &dst)?;
         let dst_session =
             start_session(&dst, "copy", true)?.ok_or_else(|| Error::Input("no session".into()))?;
-        let r = load_index(&dst).and_then(|()| {
+        let r = holdfast_ops::session::load_index(&dst, sink).and_then(|()| {
             ctx.with_ops(sink, |o| {
                 holdfast_ops::copy::copy(o, &src, &dst, &dst_session, select)
             })

@@ -110,10 +110,16 @@ impl Ctx {
         Ok(loc.open(&self.s3)?)
     }
 
-    /// Open and unlock the vault, and load its index.
+    /// Open and unlock the vault, and load its index (damaged index objects are warned
+    /// about on stderr).
     pub fn open(&self) -> Result<Vault> {
+        self.open_to(&crate::output::Term::plain(false, true))
+    }
+
+    /// [`Ctx::open`], warning through `sink` (the worker's are events).
+    pub fn open_to(&self, sink: &dyn holdfast_ops::Sink) -> Result<Vault> {
         let vault = self.unlock()?;
-        load_index(&vault)?;
+        holdfast_ops::session::load_index(&vault, sink)?;
         Ok(vault)
     }
 
@@ -130,9 +136,19 @@ impl Ctx {
         purpose: &str,
         required: bool,
     ) -> Result<(Vault, Option<Session>)> {
+        self.open_with_session_to(&crate::output::Term::plain(false, true), purpose, required)
+    }
+
+    /// [`Ctx::open_with_session`], warning through `sink`.
+    pub fn open_with_session_to(
+        &self,
+        sink: &dyn holdfast_ops::Sink,
+        purpose: &str,
+        required: bool,
+    ) -> Result<(Vault, Option<Session>)> {
         let vault = self.unlock()?;
         let session = start_session(&vault, purpose, required)?;
-        load_index(&vault)?;
+        holdfast_ops::session::load_index(&vault, sink)?;
         Ok((vault, session))
     }
 
@@ -196,11 +212,6 @@ pub fn unlock_locked(locked: KeylessVault, prefix: &str) -> Result<Vault> {
 /// Start a session on `vault`.
 pub fn start_session(vault: &Vault, purpose: &str, required: bool) -> Result<Option<Session>> {
     holdfast_ops::session::start(vault, purpose, required)
-}
-
-/// Load the index, warning about damaged index objects.
-pub fn load_index(vault: &Vault) -> Result<()> {
-    holdfast_ops::session::load_index(vault, &crate::output::Term::plain(false, true))
 }
 
 /// Who and when, for new objects.

@@ -17,7 +17,7 @@ pub fn basebackup(
     sink: &dyn holdfast_ops::Sink,
     req: &BaseBackupRequest,
 ) -> Result<holdfast_ops::pitr::BaseBackupReport> {
-    let (vault, session) = ctx.open_with_session("backup", true)?;
+    let (vault, session) = ctx.open_with_session_to(sink, "backup", true)?;
     let r = ctx.with_ops(sink, |o| {
         holdfast_ops::pitr::basebackup(o, &vault, session.as_ref(), req)
     });

@@ -18,7 +18,7 @@ pub fn run_points(
     sink: &dyn holdfast_ops::Sink,
     req: &holdfast_ops::points::PointsRequest,
 ) -> Result<holdfast_ops::points::Listed> {
-    let vault = ctx.open()?;
+    let vault = ctx.open_to(sink)?;
     ctx.with_ops(sink, |o| holdfast_ops::points::points(o, &vault, req))
 }
 
@@ -276,7 +276,7 @@ pub fn run_restore(
     sink: &dyn holdfast_ops::Sink,
     req: &RestoreRequest,
 ) -> Result<RestoreReport> {
-    let (vault, session) = ctx.open_with_session("restore", false)?;
+    let (vault, session) = ctx.open_with_session_to(sink, "restore", false)?;
     let r = ctx.with_ops(sink, |o| holdfast_ops::restore::restore(o, &vault, req));
     if let Some(s) = session {
         s.end();
