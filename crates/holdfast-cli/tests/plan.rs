@@ -205,3 +205,19 @@ smtp_password_env = "HF_TEST_UNSET_SMTP_7d2"
         assert!(l.contains("(fix: set "), "{l}");
     }
 }
+
+#[test]
+fn a_catalog_from_a_newer_holdfast_is_one_error_with_one_hint() {
+    let env = Env::new();
+    let state = env.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let db = rusqlite::Connection::open(state.join("catalog.sqlite")).unwrap();
+    db.pragma_update(None, "user_version", 99).unwrap();
+    drop(db);
+    let o = env.run(&["jobs", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("schema version 99 is newer"), "{e}");
+    assert_eq!(e.matches("(hint:").count(), 1, "{e}");
+    assert!(e.contains("(hint: upgrade holdfast)"), "{e}");
+}

@@ -48,11 +48,46 @@ pub fn plan_vault(loaded: &LoadedPlan, vault: &str) -> Result<()> {
 }
 
 pub fn catalog(dir: &std::path::Path) -> Result<Catalog> {
-    Catalog::open(dir).map_err(|e| {
-        Error::Input(format!(
-            "{e} (hint: set --state-dir or [daemon] state_dir to a writable folder)"
-        ))
-    })
+    Catalog::open(dir).map_err(catalog_error)
+}
+
+/// A catalog error as the kind it is, so it gets one hint and its exit code: a state folder
+/// or file that cannot be made is I/O (check the path and its permissions: `--state-dir`,
+/// `[daemon] state_dir`); a catalog a newer holdfast wrote is unsupported (upgrade).
+pub fn catalog_error(e: holdfast_daemon::CatalogError) -> Error {
+    use holdfast_daemon::CatalogError as C;
+    match e {
+        C::Dir { path, source } => Error::Io {
+            path: format!("state directory {}", path.display()),
+            source,
+        },
+        C::File { path, source } => Error::Io {
+            path: format!("state file {}", path.display()),
+            source,
+        },
+        C::Sqlite { path, source } => Error::Io {
+            path: format!("job catalog {}", path.display()),
+            source: std::io::Error::other(source),
+        },
+        C::Corrupt { .. } => Error::Unsupported(e.to_string()),
+    }
+}
+
+/// Why the daemon could not start, as its kind.
+fn daemon_error(e: holdfast_daemon::daemon::DaemonError) -> Error {
+    use holdfast_daemon::daemon::DaemonError as D;
+    match e {
+        D::Listen { addr, source } => Error::Io {
+            path: format!("listen address {addr}"),
+            source,
+        },
+        D::Signal(source) => Error::io("<signal handlers>", source),
+        D::Catalog(c) => catalog_error(c),
+        D::Token { path, source } => Error::Io {
+            path: format!("api_token_file {path}"),
+            source,
+        },
+    }
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -104,15 +139,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let reports = runtime()?.block_on(async {
         let mut out = Vec::new();
         if let Some(v) = &a.verify {
-            let job = rt
-                .create_verify(v, "manual", None)
-                .map_err(|e| Error::Input(e.to_string()))?;
+            let job = rt.create_verify(v, "manual", None).map_err(catalog_error)?;
             out.push((format!("vault {v}"), rt.run_verify(job, v, None).await));
         }
         for r in &names {
-            let job = rt
-                .create_backup(r, "manual", None)
-                .map_err(|e| Error::Input(e.to_string()))?;
+            let job = rt.create_backup(r, "manual", None).map_err(catalog_error)?;
             out.push((r.clone(), rt.run_resource(job, r, None).await));
         }
         rt.notifier.flush(Duration::from_secs(20)).await;
@@ -167,7 +198,7 @@ pub fn daemon(_ctx: &Ctx, a: PlanArgs) -> Result<i32> {
     let rt: Arc<Runtime> = Runtime::new(exe()?, cat, loaded);
     runtime()?
         .block_on(holdfast_daemon::daemon::serve(rt))
-        .map_err(|e| Error::Input(e.to_string()))?;
+        .map_err(daemon_error)?;
     Ok(exit::OK)
 }
 
@@ -225,7 +256,7 @@ pub fn jobs(ctx: &Ctx, a: JobsArgs) -> Result<i32> {
             limit: a.limit,
             ..Filter::default()
         })
-        .map_err(|e| Error::Input(e.to_string()))?;
+        .map_err(catalog_error)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!(list));
         return Ok(exit::OK);
