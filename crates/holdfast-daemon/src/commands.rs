@@ -20,7 +20,7 @@ use holdfast_ops::prune::PruneRequest;
 use holdfast_ops::restore::RestoreRequest;
 use holdfast_ops::verify::{ReadShare, VerifyRequest};
 use holdfast_ops::worker::{Job, PROTOCOL, Request};
-use holdfast_plan::{Category, Kind, Plan, ReadData, Resource, Vault};
+use holdfast_plan::{Category, Connection, Plan, ReadData, Resource, Source, Vault};
 use tokio::process::Command;
 
 /// A step that cannot be prepared (the plan references something missing at run time).
@@ -185,16 +185,13 @@ fn step(exe: &Path, plan: &Plan, vault_name: &str, request: Request) -> Result<S
 }
 
 /// A resource's connection URL as the worker resolves it: `env:VAR`, `file:PATH` or itself.
-fn url_arg(r: &Resource) -> String {
-    if let Some(v) = &r.url_env {
-        format!("env:{v}")
-    } else if let Some(f) = &r.url_file {
-        format!("file:{f}")
-    } else {
-        r.url
-            .as_ref()
-            .map(|u| u.get_ref().clone())
-            .unwrap_or_default()
+/// A connection as a request names it: `env:VAR` / `file:PATH` (read by the worker, never in
+/// argv) or the URL itself.
+fn conn_arg(c: Connection<'_>) -> String {
+    match c {
+        Connection::Env(v) => format!("env:{v}"),
+        Connection::File(f) => format!("file:{f}"),
+        Connection::Literal(u) => u.to_string(),
     }
 }
 
@@ -202,46 +199,38 @@ fn url_arg(r: &Resource) -> String {
 pub fn backup(exe: &Path, plan: &Plan, name: &str) -> Result<Step, PrepareError> {
     let (r, c) = resource(plan, name)?;
     let vault = c.vault.get_ref();
-    if *r.kind.get_ref() == Kind::PostgresBase {
-        // WAL reaches the vault through archive_command (`holdfast pg wal-push`).
-        let req = BaseBackupRequest {
-            resource: name.to_string(),
-            postgres: url_arg(r),
-        };
-        return step(exe, plan, vault, Request::BaseBackup(req));
-    }
-    let source = match *r.kind.get_ref() {
-        Kind::Files => SourceSpec::Files {
-            paths: r.paths.iter().map(PathBuf::from).collect(),
-            excludes: r.exclude.clone(),
+    let source = match r.source() {
+        Source::PostgresBase { conn } => {
+            // WAL reaches the vault through archive_command (`holdfast pg wal-push`).
+            let req = BaseBackupRequest {
+                resource: name.to_string(),
+                postgres: conn_arg(conn),
+            };
+            return step(exe, plan, vault, Request::BaseBackup(req));
+        }
+        Source::Files { paths, exclude } => SourceSpec::Files {
+            paths: paths.iter().map(PathBuf::from).collect(),
+            excludes: exclude.to_vec(),
             no_cache: false,
         },
-        Kind::Postgres | Kind::PostgresBase => SourceSpec::Postgres {
-            url: url_arg(r),
+        Source::Postgres { conn } => SourceSpec::Postgres {
+            url: conn_arg(conn),
             databases: vec![],
         },
-        Kind::Mysql => SourceSpec::Mysql {
-            url: url_arg(r),
+        Source::Mysql { conn } => SourceSpec::Mysql {
+            url: conn_arg(conn),
             databases: vec![],
         },
-        Kind::Sqlite => SourceSpec::Sqlite {
-            path: PathBuf::from(r.path.as_deref().unwrap_or("")),
+        Source::Sqlite { path } => SourceSpec::Sqlite {
+            path: PathBuf::from(path),
         },
-        Kind::Command => SourceSpec::Command {
-            line: r
-                .command
-                .as_ref()
-                .map(|c| c.get_ref().clone())
-                .unwrap_or_default(),
-            name: r.name.clone().unwrap_or_else(|| "command.out".into()),
+        Source::Command { line, name } => SourceSpec::Command {
+            line: line.to_string(),
+            name: name.to_string(),
         },
-        Kind::S3 => SourceSpec::S3 {
-            url: r
-                .url
-                .as_ref()
-                .map(|u| u.get_ref().clone())
-                .unwrap_or_default(),
-            endpoint: r.endpoint.clone(),
+        Source::S3 { url, endpoint } => SourceSpec::S3 {
+            url: url.to_string(),
+            endpoint: endpoint.map(str::to_string),
         },
     };
     let mut tags = vec![format!("category={}", r.category.get_ref())];

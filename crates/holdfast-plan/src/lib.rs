@@ -6,12 +6,14 @@
 mod check;
 mod model;
 pub mod schedule;
+mod source;
 
 /// The events a notification channel can be sent.
 pub const EVENTS: [&str; 4] = ["failure", "expired", "rpo", "recovery"];
 
 pub use check::{Problem, check};
 pub use model::*;
+pub use source::{Connection, DEFAULT_COMMAND_NAME, Source};
 pub use toml::Spanned;
 #[cfg(test)]
 mod tests;

@@ -325,3 +325,55 @@ fn broken_plans_give_precise_errors() {
         assert!(!hit.fix.is_empty(), "{what}: no fix");
     }
 }
+
+#[test]
+fn each_resource_resolves_to_what_its_kind_backs_up() {
+    use crate::{Connection, Source};
+    let p = check(GOOD).unwrap_or_else(|e| panic!("{e:?}"));
+    let source = |name: &str| p.resources[name].source();
+    assert_eq!(
+        source("app-db"),
+        Source::Postgres {
+            conn: Connection::Env("APP_DB_URL")
+        }
+    );
+    assert_eq!(
+        source("shop-db"),
+        Source::Mysql {
+            conn: Connection::File("/etc/holdfast/shop-db.url")
+        }
+    );
+    assert_eq!(
+        source("app-config"),
+        Source::Files {
+            paths: &["/etc/app".to_string(), "/srv/app/config".to_string()],
+            exclude: &p.resources["app-config"].exclude,
+        }
+    );
+    assert_eq!(
+        source("idp-users"),
+        Source::Command {
+            line: "idp-export --all --format json",
+            name: "users.json"
+        }
+    );
+    assert_eq!(
+        source("documents"),
+        Source::S3 {
+            url: "s3://licensing-documents/",
+            endpoint: None
+        }
+    );
+    assert_eq!(
+        source("catalog-db"),
+        Source::Sqlite {
+            path: "/srv/catalog/catalog.db"
+        }
+    );
+    assert_eq!(
+        source("app-db-pitr"),
+        Source::PostgresBase {
+            conn: Connection::Env("APP_DB_REPLICATION_URL")
+        }
+    );
+}
