@@ -20,7 +20,7 @@ use crate::vault::Vault;
 const AAD: &[u8] = b"holdfast v2 policy";
 
 /// Lock modes, as in S3 Object Lock and AWS Backup Vault Lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LockMode {
     /// Can be lifted or shortened with the full key and an explicit bypass, which is recorded.
@@ -30,7 +30,7 @@ pub enum LockMode {
 }
 
 /// A vault lock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VaultLock {
     /// The mode.
     pub mode: LockMode,
@@ -59,7 +59,7 @@ impl VaultLock {
 }
 
 /// A legal hold: points of a resource (or all) within a time range survive every forget.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Hold {
     /// Its name.
     pub name: String,

@@ -62,7 +62,7 @@ pub struct PitrRestoreRequest {
 }
 
 /// What a point-in-time restore laid out: the `--json` output of `holdfast pg restore`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PitrRestoreReport {
     /// The base backup used.
     pub base: String,

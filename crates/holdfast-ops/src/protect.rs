@@ -25,8 +25,9 @@ pub struct LockRequest {
     pub bypass_governance: bool,
 }
 
-/// The lock and holds after a change, and what applying the lock to storage did.
-#[derive(Debug, Clone, Serialize)]
+/// The lock and holds after a change, and what applying the lock to storage did: the `--json`
+/// output of `holdfast lock set|remove` and `holdfast hold add|release`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProtectionReport {
     /// The vault lock.
     pub lock: Option<VaultLock>,

@@ -20,6 +20,8 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         one::<crate::restore::RestoreReport>("restore"),
         one::<Vec<crate::points::PointRow>>("points"),
         one::<holdfast_engine::repair::RepairReport>("repair-index"),
+        one::<crate::protect::ProtectionReport>("protection"),
+        one::<crate::pitr_restore::PitrRestoreReport>("pg-restore"),
         one::<crate::worker::Job>("worker-job"),
         one::<crate::worker::Event>("worker-event"),
     ]
