@@ -4,11 +4,12 @@
 //! restored and compared, entry by entry, with the listing recorded when it was made
 //! (`expected.txt`). A format change that breaks old vaults fails here.
 //!
-//! A new format version adds a directory; the old ones stay. To make one (release build of
-//! the new version, once, then commit it):
+//! A new format version adds a directory; the old ones stay. The maker runs in every build
+//! (into a temporary folder, read back at once); to keep its vault as the new version's golden
+//! one, run it once with `HOLDFAST_GOLDEN_MAKE=1` and commit the directory:
 //!
 //! ```sh
-//! HOLDFAST_GOLDEN_MAKE=1 cargo test -p holdfast-cli --test golden -- --ignored make_golden_vault
+//! HOLDFAST_GOLDEN_MAKE=1 cargo test -p holdfast-cli --test golden a_vault_made_now
 //! ```
 
 mod common;
@@ -16,7 +17,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -50,53 +51,42 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// One line per entry below `root`, sorted by path: the path (bytes escaped), its type,
-/// permission bits, mtime (ns) and content (BLAKE3 and size, or the link target); a path
-/// that shares its inode with an earlier one says so.
+/// One line per entry below `root` (as [`holdfast_testkit::describe`] sees it), sorted by
+/// path bytes: the path (escaped), its type, permission bits, mtime (ns) and content (BLAKE3
+/// and size, or the link target); a path that shares its inode with an earlier one says so.
 fn listing(root: &Path) -> String {
-    let mut out = Vec::new();
-    let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
-    let mut entries: Vec<walkdir::DirEntry> = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| e.unwrap())
-        .collect();
-    entries.sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()));
-    for e in entries {
-        let rel = e.path().strip_prefix(root).unwrap();
+    let mut entries: Vec<_> = holdfast_testkit::describe(root).into_iter().collect();
+    entries.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+    let mut first_of_group: HashMap<usize, String> = HashMap::new();
+    let mut out = String::new();
+    for (rel, e) in entries {
         let name = rel.as_os_str().as_bytes().escape_ascii().to_string();
-        let md = fs::symlink_metadata(e.path()).unwrap();
-        let perm = md.permissions().mode() & 0o7777;
-        let mtime = if md.file_type().is_symlink() {
+        let mtime = format!(" mtime={}.{:09}", e.mtime.0, e.mtime.1);
+        let what = match e.kind {
             // Symlink mtimes are restored too, but not every file system keeps them.
-            String::new()
-        } else {
-            format!(" mtime={}.{:09}", md.mtime(), md.mtime_nsec())
+            'l' => format!("symlink -> {}", e.content.escape_ascii()),
+            'd' => format!("dir {:o}{mtime}", e.mode),
+            _ => match e
+                .link_group
+                .map(|g| first_of_group.get(&g).cloned().ok_or(g))
+            {
+                Some(Ok(first)) => format!("hardlink to {first}"),
+                group => {
+                    if let Some(Err(g)) = group {
+                        first_of_group.insert(g, name.clone());
+                    }
+                    format!(
+                        "file {:o}{mtime} size={} blake3={}",
+                        e.mode,
+                        e.content.len(),
+                        blake3::hash(&e.content).to_hex()
+                    )
+                }
+            },
         };
-        let what = if md.file_type().is_symlink() {
-            let t = fs::read_link(e.path()).unwrap();
-            format!("symlink -> {}", t.as_os_str().as_bytes().escape_ascii())
-        } else if md.is_dir() {
-            format!("dir {perm:o}{mtime}")
-        } else if md.nlink() > 1
-            && let Some(first) = inodes.get(&(md.dev(), md.ino()))
-        {
-            format!("hardlink to {first}")
-        } else {
-            if md.nlink() > 1 {
-                inodes.insert((md.dev(), md.ino()), name.clone());
-            }
-            let data = fs::read(e.path()).unwrap();
-            format!(
-                "file {perm:o}{mtime} size={} blake3={}",
-                data.len(),
-                blake3::hash(&data).to_hex()
-            )
-        };
-        out.push(format!("{name}: {what}"));
+        out.push_str(&format!("{name}: {what}\n"));
     }
-    out.join("\n") + "\n"
+    out
 }
 
 /// The tree backed up as the first point.
@@ -160,21 +150,10 @@ fn set_mtimes(root: &Path, base: i64) {
 const STREAM: &[u8] =
     b"-- a database dump\ncreate table t (id int);\ninsert into t values (1), (2);\n";
 
-/// Make `tests/golden/v{FORMAT_VERSION}` with this build: two file points (the second
-/// incremental, tagged), a stream point, and the listing each restore must reproduce.
-#[test]
-#[ignore = "makes a golden vault; run once per format version (see the module docs)"]
-fn make_golden_vault() {
-    if std::env::var_os("HOLDFAST_GOLDEN_MAKE").is_none() {
-        return;
-    }
-    let dir = golden_root().join(format!("v{FORMAT_VERSION}"));
-    assert!(
-        !dir.exists(),
-        "{} exists: golden vaults are never remade",
-        dir.display()
-    );
-    fs::create_dir_all(&dir).unwrap();
+/// A golden vault in `dir` made by this build: two file points (the second incremental,
+/// tagged), a stream point, and `expected.txt`, the listing each restore must reproduce.
+fn make(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
     let mut env = Env::new();
     env.vault = dir.join("vault").display().to_string();
     env.extra_env
@@ -211,13 +190,18 @@ fn make_golden_vault() {
     let p3: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     expected.insert(
         p3["point"].as_str().unwrap().to_string(),
-        format!("stream dump.sql blake3={}\n", blake3::hash(STREAM).to_hex()),
+        stream_line(STREAM),
     );
     let mut text = String::new();
     for (point, list) in &expected {
         text.push_str(&format!("== {point}\n{list}"));
     }
     fs::write(dir.join("expected.txt"), text).unwrap();
+}
+
+/// How a stream point's content is listed.
+fn stream_line(data: &[u8]) -> String {
+    format!("stream dump.sql blake3={}\n", blake3::hash(data).to_hex())
 }
 
 /// `expected.txt`: point id -> the listing of its restore.
@@ -229,6 +213,41 @@ fn expected(dir: &Path) -> BTreeMap<String, String> {
         out.insert(id.to_string(), list.to_string());
     }
     out
+}
+
+/// Read the golden vault of format `version` in `dir` as a user of this build would: migrate
+/// it if its version needs that, verify every byte, restore every point and compare.
+fn read_back(version: u32, dir: &Path) {
+    let env = env_over(dir);
+    if MIGRATABLE_VERSIONS.contains(&version) {
+        env.ok(&["migrate"]);
+    }
+    let v = env.json(&["verify", "--read-data"]);
+    assert_eq!(v["ok"], true, "v{version}: {v}");
+    let want = expected(dir);
+    let points = env.json(&["points"]);
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), want.len(), "v{version}: {points:?}");
+    for p in points {
+        let id = p["id"].as_str().unwrap();
+        let list = want
+            .get(id)
+            .unwrap_or_else(|| panic!("v{version}: point {id} is not in expected.txt"));
+        let got = if p["source"]["kind"] == "stdin" {
+            let o = env.run(&["dump", id, "dump.sql"]);
+            assert!(o.status.success(), "v{version}: {}", stderr(&o));
+            format!(
+                "stream dump.sql blake3={}\n",
+                blake3::hash(&o.stdout).to_hex()
+            )
+        } else {
+            let target = env.path(&format!("restore-{id}"));
+            env.ok(&["restore", id, "--target", target.to_str().unwrap()]);
+            let src = p["paths"][0].as_str().unwrap();
+            listing(&restored(&target, Path::new(src)))
+        };
+        assert_eq!(&got, list, "v{version}: the restore of {id} differs");
+    }
 }
 
 #[test]
@@ -247,35 +266,22 @@ fn every_golden_vault_is_read_by_this_build() {
         "no golden vault of the current format version {FORMAT_VERSION}: make one (tests/golden.rs)"
     );
     for (version, dir) in versions {
-        let env = env_over(&dir);
-        if MIGRATABLE_VERSIONS.contains(&version) {
-            env.ok(&["migrate"]);
-        }
-        let v = env.json(&["verify", "--read-data"]);
-        assert_eq!(v["ok"], true, "v{version}: {v}");
-        let want = expected(&dir);
-        let points = env.json(&["points"]);
-        let points = points.as_array().unwrap();
-        assert_eq!(points.len(), want.len(), "v{version}: {points:?}");
-        for p in points {
-            let id = p["id"].as_str().unwrap();
-            let list = want
-                .get(id)
-                .unwrap_or_else(|| panic!("v{version}: point {id} is not in expected.txt"));
-            let got = if p["source"]["kind"] == "stdin" {
-                let o = env.run(&["dump", id, "dump.sql"]);
-                assert!(o.status.success(), "v{version}: {}", stderr(&o));
-                format!(
-                    "stream dump.sql blake3={}\n",
-                    blake3::hash(&o.stdout).to_hex()
-                )
-            } else {
-                let target = env.path(&format!("restore-{id}"));
-                env.ok(&["restore", id, "--target", target.to_str().unwrap()]);
-                let src = p["paths"][0].as_str().unwrap();
-                listing(&restored(&target, Path::new(src)))
-            };
-            assert_eq!(&got, list, "v{version}: the restore of {id} differs");
-        }
+        read_back(version, &dir);
+    }
+}
+
+/// The maker runs in every build: it makes a vault of the current version in a temporary
+/// folder and reads it back, so the next format version's golden vault can be made. With
+/// `HOLDFAST_GOLDEN_MAKE=1` and no `tests/golden/v{FORMAT_VERSION}` yet, it also keeps that
+/// vault there (golden vaults are never remade).
+#[test]
+fn a_vault_made_now_is_read_back_like_the_golden_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let made = tmp.path().join(format!("v{FORMAT_VERSION}"));
+    make(&made);
+    read_back(FORMAT_VERSION, &made);
+    let golden = golden_root().join(format!("v{FORMAT_VERSION}"));
+    if std::env::var_os("HOLDFAST_GOLDEN_MAKE").is_some() && !golden.exists() {
+        copy_dir(&made, &golden);
     }
 }
