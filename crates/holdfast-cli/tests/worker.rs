@@ -12,13 +12,18 @@ use holdfast_ops::backup::{BackupRequest, SourceSpec};
 use holdfast_ops::points::PointsRequest;
 use holdfast_ops::worker::{Event, Job, PROTOCOL, Report, Request};
 
-/// Run a worker with `request`; its events and its exit code.
+/// Run a worker with `request`; its events, its exit code and its stderr.
 fn worker(env: &Env, request: Request) -> (Vec<Event>, i32, String) {
     let job = serde_json::to_vec(&Job {
         protocol: PROTOCOL,
         request,
     })
     .unwrap();
+    worker_raw(env, &job)
+}
+
+/// Run a worker with `job` (bytes, as the daemon writes them) on its standard input.
+fn worker_raw(env: &Env, job: &[u8]) -> (Vec<Event>, i32, String) {
     let mut child = env
         .std_cmd()
         .arg("worker")
@@ -27,17 +32,13 @@ fn worker(env: &Env, request: Request) -> (Vec<Event>, i32, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&job).unwrap();
+    child.stdin.take().unwrap().write_all(job).unwrap();
     let out = child.wait_with_output().unwrap();
     let events = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event ({e}): {l}")))
         .collect();
-    (events, out.status.code().unwrap_or(-1), stderr_of(&out))
-}
-
-fn stderr_of(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    (events, code(&out), stderr(&out))
 }
 
 fn backup_request(src: &std::path::Path) -> Request {
@@ -106,25 +107,10 @@ fn a_failure_says_its_kind_and_whether_a_retry_may_help() {
     // A job of another protocol version is refused, not guessed at.
     let env = Env::new();
     env.init();
-    let mut child = env
-        .std_cmd()
-        .arg("worker")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"protocol": 99, "request": {"op": "points"}}"#)
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let last: Event = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let (events, _, _) = worker_raw(&env, br#"{"protocol": 99, "request": {"op": "points"}}"#);
+    let last = events.last().unwrap();
     assert!(
-        matches!(&last, Event::Failed(f) if f.kind == holdfast_engine::ErrorKind::Unsupported),
+        matches!(last, Event::Failed(f) if f.kind == holdfast_engine::ErrorKind::Unsupported),
         "{last:?}"
     );
 }

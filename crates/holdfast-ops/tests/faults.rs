@@ -3,6 +3,7 @@
 //! and lost index objects. What must hold each time: no kept point is lost, a rerun finishes
 //! the job, and verify tells the truth.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use holdfast_storage::fault::{FaultPlan, FaultyStorage};
 use holdfast_storage::memory::MemoryStorage;
 use holdfast_storage::url::S3Options;
 use holdfast_storage::{Kind, Storage};
+use holdfast_testkit::Entry;
 
 const PASS: &[u8] = b"fault tests";
 
@@ -86,8 +88,8 @@ fn backup(vault: &Vault, src: &Path) -> String {
     r.point
 }
 
-/// The files of `point` restored under a new folder, read back (path -> bytes).
-fn restored(vault: &Vault, point: &str, into: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// What `point` restores to under a new folder, as [`holdfast_testkit::describe`] sees it.
+fn restored(vault: &Vault, point: &str, into: &Path) -> BTreeMap<PathBuf, Entry> {
     let req = RestoreRequest {
         point: point.into(),
         target: RestoreTarget::Dir {
@@ -97,26 +99,7 @@ fn restored(vault: &Vault, point: &str, into: &Path) -> Vec<(PathBuf, Vec<u8>)> 
     };
     let r = with_ctx(|c| holdfast_ops::restore::restore(c, vault, &req)).unwrap();
     assert!(!r.partial(), "{r:?}");
-    let mut out: Vec<_> = walk(into);
-    out.sort();
-    out
-}
-
-fn walk(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let data = std::fs::read(&p).unwrap();
-                out.push((p.strip_prefix(root).unwrap().to_path_buf(), data));
-            }
-        }
-    }
-    out
+    holdfast_testkit::describe(into)
 }
 
 fn verify_all(vault: &Vault) -> holdfast_ops::verify::VerifyOutput {
