@@ -125,7 +125,7 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), DaemonError> {
     drop(plan);
     let mut scheduler = Scheduler::start(&rt);
     loop {
-        let wake = scheduler.step(&rt);
+        let wake = scheduler.step(&rt).await;
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
             _ = hup.recv() => scheduler.reload(&rt, &path),

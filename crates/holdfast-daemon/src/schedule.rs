@@ -42,7 +42,7 @@ impl Scheduler {
 
     /// Launch every task that is due, check RPOs when it is time, and return when to look
     /// again (at the next due time, at most [`MAX_SLEEP`] from now).
-    pub fn step(&mut self, rt: &Arc<Runtime>) -> Instant {
+    pub async fn step(&mut self, rt: &Arc<Runtime>) -> Instant {
         let now = rt.now_ns();
         let loaded = rt.plan();
         for (t, (at, _)) in self.due.iter_mut() {
@@ -58,7 +58,10 @@ impl Scheduler {
             }
         }
         if self.last_rpo.is_none_or(|l| l.elapsed() >= RPO_EVERY) {
-            check_rpo(rt);
+            // Catalog queries for every resource: off the scheduler's thread. (A paused test
+            // clock does not advance while a blocking task runs.)
+            let rt2 = rt.clone();
+            let _ = tokio::task::spawn_blocking(move || check_rpo(&rt2)).await;
             self.last_rpo = Some(Instant::now());
         }
         let next = self.due.values().map(|(t, _)| *t).min().unwrap_or(i64::MAX);

@@ -255,7 +255,7 @@ url_env = "HOLDFAST_TEST_NO_SUCH_WEBHOOK"
     async fn run_until(&self, until_ns: i64) {
         let mut s = Scheduler::start(&self.rt);
         while self.rt.now_ns() < until_ns {
-            let wake = s.step(&self.rt);
+            let wake = s.step(&self.rt).await;
             tokio::time::sleep_until(wake).await;
         }
         assert!(
