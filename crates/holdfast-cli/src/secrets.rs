@@ -1,36 +1,16 @@
-//! Where passphrases and key files come from. Secrets are read from the environment, a file,
-//! a command's stdout or a TTY prompt — never from argv — and never printed.
+//! Where the CLI's passphrases and key files come from: the `HOLDFAST_*` variables (a
+//! passphrase, a file, a command's stdout or a key file), else a TTY prompt — never argv, and
+//! never printed. Files are read by [`holdfast_ops::secret`], as the daemon's workers and
+//! `plan check --connect` read them.
 
 use std::io::IsTerminal;
 use std::process::{Command, Stdio};
 
-use holdfast_engine::keys::{self, KeyMaterial};
 use holdfast_engine::{Error, Result};
 use zeroize::Zeroizing;
 
-/// What unlocks the vault.
-pub enum Secret {
-    /// A passphrase.
-    Passphrase(Zeroizing<Vec<u8>>),
-    /// Key material from a key file.
-    KeyFile(Box<KeyMaterial>),
-}
-
-fn trim_newline(v: Vec<u8>) -> Zeroizing<Vec<u8>> {
-    let mut v = Zeroizing::new(v);
-    while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        v.pop();
-    }
-    v
-}
-
-/// A passphrase or key file's bytes, wiped from memory when dropped.
-pub fn read_secret_file(p: impl AsRef<std::path::Path>) -> Result<Zeroizing<Vec<u8>>> {
-    let p = p.as_ref();
-    std::fs::read(p)
-        .map(Zeroizing::new)
-        .map_err(|e| Error::io(p, e))
-}
+use holdfast_ops::secret::trim_newline;
+pub use holdfast_ops::secret::{Secret, key_file, passphrase_file};
 
 /// Warn that the key object just written used the weak test parameters of
 /// `HOLDFAST_KDF_MEMORY_KIB` (see [`holdfast_engine::keys::KdfParams::from_env`]).
@@ -77,43 +57,6 @@ fn from_env(
         return Ok(Some(trim_newline(stdout.to_vec())));
     }
     Ok(None)
-}
-
-/// A passphrase file's passphrase: its first line, without the line ending. Every passphrase
-/// file is read this way: `HOLDFAST_PASSPHRASE_FILE`, a plan's `passphrase_file` (the daemon
-/// hands it to its workers as that variable) and `plan check --connect`.
-pub fn passphrase_file(p: impl AsRef<std::path::Path>) -> Result<Zeroizing<Vec<u8>>> {
-    let data = read_secret_file(p)?;
-    let first = data.split(|b| *b == b'\n').next().unwrap_or(&[]).to_vec();
-    Ok(trim_newline(first))
-}
-
-/// A key file's key material.
-pub fn key_file(p: impl AsRef<std::path::Path>) -> Result<Secret> {
-    let p = p.as_ref();
-    let data = read_secret_file(p)?;
-    let m =
-        keys::decode_key_file(&data).map_err(|e| Error::Input(format!("{}: {e}", p.display())))?;
-    Ok(Secret::KeyFile(Box::new(m)))
-}
-
-/// The secret a plan's vault names (`key_file`, `passphrase_file` or `passphrase_env`), read
-/// exactly as the `HOLDFAST_*` variables the daemon sets for its workers are.
-pub fn plan_vault(name: &str, v: &holdfast_plan::Vault) -> Result<Secret> {
-    if let Some(k) = &v.key_file {
-        return key_file(k);
-    }
-    if let Some(f) = &v.passphrase_file {
-        return passphrase_file(f).map(Secret::Passphrase);
-    }
-    if let Some(var) = &v.passphrase_env {
-        return std::env::var_os(var)
-            .map(|s| Secret::Passphrase(Zeroizing::new(s.into_encoded_bytes())))
-            .ok_or_else(|| {
-                Error::Input(format!("vault {name:?}: passphrase_env {var} is not set"))
-            });
-    }
-    Err(Error::Input(format!("vault {name:?} has no secret source")))
 }
 
 fn prompt(msg: &str) -> Result<Zeroizing<Vec<u8>>> {

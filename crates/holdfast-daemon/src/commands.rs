@@ -20,7 +20,9 @@ use holdfast_ops::prune::PruneRequest;
 use holdfast_ops::restore::RestoreRequest;
 use holdfast_ops::verify::{ReadShare, VerifyRequest};
 use holdfast_ops::worker::{Job, PROTOCOL, Request};
-use holdfast_plan::{Category, Connection, Plan, ReadData, Resource, Source, Vault};
+use holdfast_plan::{Category, Connection, Plan, ReadData, Resource, Source, Vault, VaultSecret};
+
+use crate::LoadedPlan;
 use tokio::process::Command;
 
 /// A step that cannot be prepared (the plan references something missing at run time).
@@ -123,17 +125,24 @@ pub fn vault<'p>(plan: &'p Plan, name: &str) -> Result<&'p Vault, PrepareError> 
     })
 }
 
+/// The vault's secret source ([`Vault::secret`]) as the child's `PREFIX_*` variable, read by
+/// the worker exactly as a user's `HOLDFAST_*` variables are.
 fn secret_env(cmd: &mut Command, name: &str, v: &Vault, prefix: &str) -> Result<(), PrepareError> {
-    if let Some(k) = &v.key_file {
-        cmd.env(format!("{prefix}_KEY_FILE"), k);
-    } else if let Some(f) = &v.passphrase_file {
-        cmd.env(format!("{prefix}_PASSPHRASE_FILE"), f);
-    } else if let Some(var) = &v.passphrase_env {
-        let val = std::env::var_os(var).ok_or_else(|| PrepareError::SecretEnv {
-            vault: name.into(),
-            var: var.clone(),
-        })?;
-        cmd.env(format!("{prefix}_PASSPHRASE"), val);
+    match v.secret() {
+        Some(VaultSecret::KeyFile(k)) => {
+            cmd.env(format!("{prefix}_KEY_FILE"), k);
+        }
+        Some(VaultSecret::PassphraseFile(f)) => {
+            cmd.env(format!("{prefix}_PASSPHRASE_FILE"), f);
+        }
+        Some(VaultSecret::PassphraseEnv(var)) => {
+            let val = std::env::var_os(&var).ok_or_else(|| PrepareError::SecretEnv {
+                vault: name.into(),
+                var: var.clone(),
+            })?;
+            cmd.env(format!("{prefix}_PASSPHRASE"), val);
+        }
+        None => {}
     }
     Ok(())
 }
@@ -266,35 +275,30 @@ pub fn copy(exe: &Path, plan: &Plan, name: &str, dest: &str) -> Result<Step, Pre
 
 /// The category's retention of `name` as a forget request; None when the category keeps
 /// every point.
-pub fn retention(plan: &Plan, name: &str) -> Result<Option<ForgetRequest>, PrepareError> {
-    let (_, c) = resource(plan, name)?;
-    let r = &c.retention;
-    if !r.forgets() {
+pub fn retention(loaded: &LoadedPlan, name: &str) -> Result<Option<ForgetRequest>, PrepareError> {
+    resource(&loaded.plan, name)?;
+    // The resource's category is in the plan (just checked), so it is resolved.
+    let Some(c) = loaded.rules_of(name) else {
+        return Ok(None);
+    };
+    let rules = &c.retention;
+    if !rules.forgets() {
         return Ok(None);
     }
     let keep = Keep {
-        last: r.keep_last.unwrap_or(0),
-        daily: r.keep_daily.unwrap_or(0),
-        weekly: r.keep_weekly.unwrap_or(0),
-        monthly: r.keep_monthly.unwrap_or(0),
-        yearly: r.keep_yearly.unwrap_or(0),
+        last: rules.last,
+        daily: rules.daily,
+        weekly: rules.weekly,
+        monthly: rules.monthly,
+        yearly: rules.yearly,
         hourly: 0,
-        // min_days protects young points from the count rules; a lifecycle limit alone
-        // keeps everything younger than it anyway.
-        within: r
-            .min_days
-            .as_ref()
-            .filter(|_| r.has_rule())
-            .map(|d| format!("{}d", d.get_ref())),
+        within: rules.within(),
     };
     Ok(Some(ForgetRequest {
         select: Selection::Rules {
             keep,
-            delete_after: r.delete_after.as_ref().map(|d| d.get_ref().clone()),
-            timezone: c
-                .timezone
-                .as_ref()
-                .map_or("UTC".to_string(), |t| t.get_ref().clone()),
+            delete_after: rules.delete_after.as_ref().map(|d| d.text.clone()),
+            timezone: c.timezone.clone(),
             resource: Some(name.to_string()),
             tags: vec![],
         },
@@ -306,13 +310,13 @@ pub fn retention(plan: &Plan, name: &str) -> Result<Option<ForgetRequest>, Prepa
 /// The category's retention for `name` in `vault_name`; None when the category keeps all.
 pub fn forget(
     exe: &Path,
-    plan: &Plan,
+    loaded: &LoadedPlan,
     name: &str,
     vault_name: &str,
 ) -> Result<Option<Step>, PrepareError> {
-    match retention(plan, name)? {
+    match retention(loaded, name)? {
         None => Ok(None),
-        Some(req) => step(exe, plan, vault_name, Request::Forget(req)).map(Some),
+        Some(req) => step(exe, &loaded.plan, vault_name, Request::Forget(req)).map(Some),
     }
 }
 

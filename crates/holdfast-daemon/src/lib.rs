@@ -17,6 +17,7 @@ pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod points;
+pub mod preflight;
 pub mod runner;
 pub mod schedule;
 pub mod settings;

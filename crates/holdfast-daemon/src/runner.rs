@@ -607,7 +607,7 @@ impl Runtime {
             .chain(c.copy_to.iter().map(|d| d.get_ref().clone()))
             .collect();
         for v in vaults {
-            let cmd = match commands::forget(&self.exe, plan, resource, &v) {
+            let cmd = match commands::forget(&self.exe, &loaded, resource, &v) {
                 Ok(None) => continue,
                 Ok(Some(c)) => Ok(c),
                 Err(e) => Err(e),

@@ -91,7 +91,7 @@ type Due = HashMap<Task, (i64, String)>;
 fn schedule_of<'p>(plan: &'p LoadedPlan, t: &Task) -> Option<&'p Schedule> {
     match t {
         Task::Backup(r) => plan.schedule_of(r),
-        Task::Verify(v) => plan.verify_schedules.get(v),
+        Task::Verify(v) => plan.verify_of(v).map(|x| &x.schedule),
     }
 }
 
@@ -103,7 +103,7 @@ fn schedule_key(plan: &LoadedPlan, t: &Task) -> String {
 /// Every task of the plan.
 fn tasks(plan: &LoadedPlan) -> Vec<Task> {
     let backups = plan.plan.resources.keys().cloned().map(Task::Backup);
-    let verifies = plan.verify_schedules.keys().cloned().map(Task::Verify);
+    let verifies = plan.resolved.verifies.keys().cloned().map(Task::Verify);
     backups.chain(verifies).collect()
 }
 
@@ -118,15 +118,9 @@ fn instant_of(rt: &Runtime, ns: i64) -> Instant {
 
 fn start_window(plan: &LoadedPlan, t: &Task) -> Duration {
     match t {
-        Task::Backup(r) => {
-            let cat = plan
-                .plan
-                .resources
-                .get(r)
-                .map(|x| x.category.get_ref().clone())
-                .unwrap_or_default();
-            plan.start_window(&cat)
-        }
+        Task::Backup(r) => plan
+            .rules_of(r)
+            .map_or(holdfast_plan::DEFAULT_START_WINDOW, |c| c.start_window),
         Task::Verify(v) => plan.verify_start_window(v),
     }
 }
@@ -219,7 +213,7 @@ fn reload(rt: &Arc<Runtime>, path: &Path, due: &mut Due) {
                 "plan {} reloaded: {} resource(s), {} vault verify schedule(s)",
                 path.display(),
                 p.plan.resources.len(),
-                p.verify_schedules.len()
+                p.resolved.verifies.len()
             );
             rt.replace_plan(p);
         }

@@ -1,15 +1,14 @@
 //! A checked plan with its schedules, and the daemon settings with their defaults.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use holdfast_plan::schedule::Schedule;
-use holdfast_plan::{Category, Plan, Problem, ReadData, Spanned, VerifySchedule};
-
-/// A start window when none is given.
-const DEFAULT_START_WINDOW: Duration = Duration::from_secs(3600);
+use holdfast_plan::{
+    CategoryRules, DEFAULT_START_WINDOW, Plan, Problem, ReadData, ResolveError, ResolvedPlan,
+    VerifyRules,
+};
 
 /// A plan that cannot be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -31,24 +30,31 @@ pub enum LoadError {
         /// Every problem (at least one).
         problems: Vec<Problem>,
     },
+    /// A value `plan check` accepted does not resolve (a bug: please report it).
+    #[error("{path}: {source}")]
+    Resolve {
+        /// The file.
+        path: PathBuf,
+        /// What does not resolve.
+        source: ResolveError,
+    },
 }
 
-/// A plan that passed `plan check`, with its categories' schedules.
+/// A plan that passed `plan check`, resolved once ([`ResolvedPlan`]): the daemon reads its
+/// schedules, windows, objectives, retention and secret sources from `resolved`.
 pub struct LoadedPlan {
     /// The plan.
     pub plan: Plan,
     /// Where it was read from.
     pub path: PathBuf,
-    /// Schedules by category.
-    pub schedules: HashMap<String, Schedule>,
-    /// Verify schedules by vault (`[vaults.NAME.verify]`).
-    pub verify_schedules: HashMap<String, Schedule>,
+    /// The plan's values, resolved.
+    pub resolved: ResolvedPlan,
     /// Settings with defaults applied.
     pub settings: Settings,
 }
 
 impl LoadedPlan {
-    /// Read and check `path`.
+    /// Read, check and resolve `path`.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         let src = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
             path: path.to_path_buf(),
@@ -58,103 +64,77 @@ impl LoadedPlan {
             path: path.to_path_buf(),
             problems,
         })?;
-        let mut schedules = HashMap::new();
-        for (name, c) in &plan.categories {
-            let tz = c.timezone.as_ref().map(|t| t.get_ref().as_str());
-            // plan check has parsed both already.
-            if let Ok(s) = Schedule::new(c.schedule.get_ref(), tz) {
-                schedules.insert(name.clone(), s);
-            }
-        }
-        let mut verify_schedules = HashMap::new();
-        for (name, v) in &plan.vaults {
-            if let Some(vs) = &v.verify {
-                let tz = vs.timezone.as_ref().map(|t| t.get_ref().as_str());
-                if let Ok(s) = Schedule::new(vs.schedule.get_ref(), tz) {
-                    verify_schedules.insert(name.clone(), s);
-                }
-            }
-        }
+        let resolved = ResolvedPlan::of(&plan).map_err(|source| LoadError::Resolve {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let settings = Settings::of(&plan);
         Ok(LoadedPlan {
             plan,
             path: path.to_path_buf(),
-            schedules,
-            verify_schedules,
+            resolved,
             settings,
         })
     }
 
-    /// The schedule of a resource's category.
-    pub fn schedule_of(&self, resource: &str) -> Option<&Schedule> {
+    /// The rules of a resource's category.
+    pub fn rules_of(&self, resource: &str) -> Option<&CategoryRules> {
         let r = self.plan.resources.get(resource)?;
-        self.schedules.get(r.category.get_ref())
+        self.resolved.category(r.category.get_ref())
     }
 
-    /// A category's duration setting, as `pick` selects it.
-    fn category_span(
-        &self,
-        category: &str,
-        pick: impl FnOnce(&Category) -> Option<&Spanned<String>>,
-    ) -> Option<Duration> {
-        self.plan
-            .categories
-            .get(category)
-            .and_then(pick)
-            .and_then(|s| dur(s.get_ref()))
+    /// The schedule of a resource's category.
+    pub fn schedule_of(&self, resource: &str) -> Option<&Schedule> {
+        self.rules_of(resource).map(|c| &c.schedule)
     }
 
     /// A category's start window (default 1 h).
     pub fn start_window(&self, category: &str) -> Duration {
-        self.category_span(category, |c| c.start_window.as_ref())
-            .unwrap_or(DEFAULT_START_WINDOW)
+        self.resolved
+            .category(category)
+            .map_or(DEFAULT_START_WINDOW, |c| c.start_window)
     }
 
     /// A category's completion window (default: none).
     pub fn completion_window(&self, category: &str) -> Option<Duration> {
-        self.category_span(category, |c| c.completion_window.as_ref())
+        self.resolved.category(category)?.completion_window
     }
 
     /// A category's RTO.
     pub fn rto(&self, category: &str) -> Option<Duration> {
-        self.category_span(category, |c| c.rto.as_ref())
+        self.resolved.category(category)?.rto
     }
 
     /// A category's RPO.
     pub fn rpo(&self, category: &str) -> Option<Duration> {
-        self.category_span(category, |c| c.rpo.as_ref())
+        self.resolved.category(category)?.rpo
     }
 
-    /// A vault's verify settings.
-    pub fn verify_of(&self, vault: &str) -> Option<&VerifySchedule> {
-        self.plan.vaults.get(vault)?.verify.as_ref()
+    /// A vault's scheduled verify.
+    pub fn verify_of(&self, vault: &str) -> Option<&VerifyRules> {
+        self.resolved.verifies.get(vault)
     }
 
     /// How much a vault's verify reads (default: structure only).
     pub fn read_data(&self, vault: &str) -> ReadData {
         self.verify_of(vault)
-            .and_then(|v| ReadData::parse(v.depth()))
-            .unwrap_or(ReadData::None)
+            .map_or(ReadData::None, |v| v.read_data)
     }
 
     /// A vault verify's start window (default 1 h).
     pub fn verify_start_window(&self, vault: &str) -> Duration {
         self.verify_of(vault)
-            .and_then(|v| v.start_window.as_ref())
-            .and_then(|s| dur(s.get_ref()))
-            .unwrap_or(DEFAULT_START_WINDOW)
+            .map_or(DEFAULT_START_WINDOW, |v| v.start_window)
     }
 
     /// A vault verify's completion window (default: none).
     pub fn verify_completion_window(&self, vault: &str) -> Option<Duration> {
-        self.verify_of(vault)
-            .and_then(|v| v.completion_window.as_ref())
-            .and_then(|s| dur(s.get_ref()))
+        self.verify_of(vault)?.completion_window
     }
 }
 
-/// A plan duration as a `Duration`.
-pub fn dur(s: &str) -> Option<Duration> {
+/// A `[daemon]` duration as a `Duration` (plan check has parsed it).
+fn dur(s: &str) -> Option<Duration> {
     holdfast_plan::duration_ns(s).map(|n| Duration::from_nanos(n.max(0) as u64))
 }
 

@@ -145,9 +145,8 @@ pub fn vault_statuses(rt: &Runtime, now_ns: i64) -> Vec<VaultStatus> {
             .ok()
             .flatten();
         let next = loaded
-            .verify_schedules
-            .get(name)
-            .and_then(|s| s.next_after(now_ns));
+            .verify_of(name)
+            .and_then(|v| v.schedule.next_after(now_ns));
         out.push(VaultStatus {
             vault: name.clone(),
             url: v.url.get_ref().clone(),

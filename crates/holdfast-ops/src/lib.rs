@@ -22,6 +22,7 @@ pub mod protect;
 pub mod prune;
 pub mod restore;
 pub mod schema;
+pub mod secret;
 pub mod time;
 pub mod verify;
 pub mod worker;

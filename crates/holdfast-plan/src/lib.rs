@@ -5,6 +5,7 @@
 
 mod check;
 mod model;
+mod resolved;
 pub mod schedule;
 mod source;
 
@@ -13,6 +14,10 @@ pub const EVENTS: [&str; 4] = ["failure", "expired", "rpo", "recovery"];
 
 pub use check::{Problem, check};
 pub use model::*;
+pub use resolved::{
+    CategoryRules, DEFAULT_START_WINDOW, PlanSpan, ResolveError, ResolvedPlan, RetentionRules,
+    VaultSecret, VerifyRules,
+};
 pub use source::{Connection, DEFAULT_COMMAND_NAME, Source};
 pub use toml::Spanned;
 #[cfg(test)]

@@ -150,9 +150,8 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// Whether any count rule (`keep_*` above 0) is set. The one place this is decided: plan
-    /// check, `plan check --connect` and the daemon's retention job all ask here.
-    pub fn has_rule(&self) -> bool {
+    /// The count rules (`keep_last`, `keep_daily`, … `keep_yearly`), 0 when absent.
+    pub(crate) fn counts(&self) -> [u32; 5] {
         [
             self.keep_last,
             self.keep_daily,
@@ -160,14 +159,13 @@ impl Retention {
             self.keep_monthly,
             self.keep_yearly,
         ]
-        .iter()
-        .any(|x| x.is_some_and(|n| n > 0))
+        .map(|n| n.unwrap_or(0))
     }
 
-    /// Whether the retention job forgets anything (a rule, or a `delete_after`); otherwise
-    /// the category keeps every point and no retention job runs.
-    pub fn forgets(&self) -> bool {
-        self.has_rule() || self.delete_after.is_some()
+    /// Whether the retention job forgets anything (a count rule, or a `delete_after`).
+    /// [`crate::RetentionRules::forgets`] decides it for a resolved plan, by the same rule.
+    pub(crate) fn forgets(&self) -> bool {
+        crate::resolved::any_count(self.counts()) || self.delete_after.is_some()
     }
 }
 

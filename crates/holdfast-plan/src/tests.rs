@@ -377,3 +377,109 @@ fn each_resource_resolves_to_what_its_kind_backs_up() {
         }
     );
 }
+
+mod resolved {
+    use std::time::Duration;
+
+    use crate::{DEFAULT_START_WINDOW, ResolvedPlan, VaultSecret, check};
+
+    fn example() -> ResolvedPlan {
+        let plan = check(super::GOOD).unwrap_or_else(|e| panic!("{e:?}"));
+        ResolvedPlan::of(&plan).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn windows_and_objectives_resolve_to_durations_with_defaults() {
+        let r = example();
+        let c = r.category("critical_data").expect("category");
+        assert_eq!(c.start_window, Duration::from_secs(3600));
+        assert_eq!(c.completion_window, Some(Duration::from_secs(8 * 3600)));
+        assert_eq!(c.rpo, Some(Duration::from_secs(24 * 3600)));
+        assert_eq!(c.rto, Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(c.timezone, "Europe/Berlin");
+        assert_eq!(c.schedule.zone_name(), "Europe/Berlin");
+        assert_eq!(c.vault, "main");
+        let u = r.category("user_directory").expect("category");
+        assert_eq!(u.start_window, DEFAULT_START_WINDOW);
+        assert_eq!(u.completion_window, None);
+        assert_eq!(u.rpo, Some(Duration::from_secs(7 * 3600)));
+        assert_eq!(u.timezone, "UTC");
+    }
+
+    #[test]
+    fn retention_resolves_to_rules_and_the_engine_policy() {
+        let r = example();
+        let crit = &r.category("critical_data").expect("category").retention;
+        assert!(crit.has_rule() && crit.forgets());
+        assert_eq!(crit.within().as_deref(), Some("30d"));
+        assert_eq!(
+            crit.delete_after.as_ref().map(|d| d.text.as_str()),
+            Some("7y")
+        );
+        // Seven calendar years from any day are 2556 or 2557 days.
+        let days = crit.delete_after.as_ref().map(|d| d.days_from(0));
+        assert!(matches!(days, Some(2556 | 2557)), "{days:?}");
+        let p = crit.to_policy().expect("a policy");
+        assert_eq!(
+            (p.last, p.hourly, p.daily, p.weekly, p.monthly, p.yearly),
+            (0, 0, 30, 12, 12, 7)
+        );
+        assert_eq!(p.within.map(|s| s.get_days()), Some(30));
+        // min_days without a count rule is no `within` (the lifecycle limit keeps them).
+        let cfg = &r
+            .category("configuration_data")
+            .expect("category")
+            .retention;
+        assert_eq!(cfg.within(), None);
+        assert!(cfg.to_policy().is_some_and(|p| p.within.is_none()));
+    }
+
+    #[test]
+    fn a_category_without_rules_keeps_every_point() {
+        let src = super::GOOD.replace(
+            "[categories.export_data.retention]\nkeep_daily = 90",
+            "[categories.export_data.retention]\nmin_days = 10",
+        );
+        let plan = check(&src).unwrap_or_else(|e| panic!("{e:?}"));
+        let r = ResolvedPlan::of(&plan).unwrap_or_else(|e| panic!("{e}"));
+        let keep = &r.category("export_data").expect("category").retention;
+        assert!(!keep.has_rule() && !keep.forgets());
+        assert!(keep.to_policy().is_none());
+    }
+
+    #[test]
+    fn each_vault_has_one_secret_source_in_the_documented_order() {
+        let plan = check(super::GOOD).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            plan.vaults["main"].secret(),
+            Some(VaultSecret::PassphraseFile(
+                "/etc/holdfast/main.pass".into()
+            ))
+        );
+        assert_eq!(
+            plan.vaults["dr"].secret(),
+            Some(VaultSecret::KeyFile("/etc/holdfast/dr.key".into()))
+        );
+        let mut v = toml::from_str::<crate::Vault>(
+            "url = \"/v\"\npassphrase_env = \"P\"\npassphrase_file = \"/f\"\nkey_file = \"/k\"",
+        )
+        .expect("vault");
+        assert_eq!(v.secret(), Some(VaultSecret::KeyFile("/k".into())));
+        v.key_file = None;
+        assert_eq!(v.secret(), Some(VaultSecret::PassphraseFile("/f".into())));
+        v.passphrase_file = None;
+        assert_eq!(v.secret(), Some(VaultSecret::PassphraseEnv("P".into())));
+    }
+
+    #[test]
+    fn verify_schedules_resolve_with_their_depth_and_windows() {
+        let r = example();
+        let main = &r.verifies["main"];
+        assert_eq!(main.read_data, crate::ReadData::Subset(10.0));
+        assert_eq!(main.schedule.zone_name(), "Europe/Berlin");
+        assert_eq!(main.start_window, DEFAULT_START_WINDOW);
+        assert_eq!(main.completion_window, Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(r.verifies["dr"].read_data, crate::ReadData::All);
+        assert!(!r.verifies.contains_key("sensitive"));
+    }
+}

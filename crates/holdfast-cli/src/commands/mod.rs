@@ -6,7 +6,6 @@ mod copy;
 mod lifecycle;
 mod pg;
 mod plan;
-mod plan_connect;
 mod plan_restore;
 pub mod protect;
 pub(crate) mod read;
@@ -21,7 +20,7 @@ use holdfast_storage::Storage;
 use holdfast_storage::url::{Location, OpenLocation, S3Options};
 
 use crate::cli::{Cli, Command, KeyCommand, RepairCommand};
-use crate::secrets::{self, Secret};
+use crate::secrets;
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -199,10 +198,7 @@ pub fn unlock_at(storage: Arc<dyn Storage>, prefix: &str) -> Result<Vault> {
 
 /// Unlock an opened vault with the secret from `PREFIX_*` variables.
 pub fn unlock_locked(locked: KeylessVault, prefix: &str) -> Result<Vault> {
-    let mut vault = match secrets::unlock_secret_prefixed(prefix)? {
-        Secret::Passphrase(p) => locked.unlock_passphrase(&p)?,
-        Secret::KeyFile(m) => locked.unlock_material(*m)?,
-    };
+    let mut vault = secrets::unlock_secret_prefixed(prefix)?.unlock(locked)?;
     if let Some(d) = holdfast_ops::backup::cache_dir() {
         vault.set_state_dir(d);
     }

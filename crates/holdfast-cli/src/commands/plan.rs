@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use holdfast_engine::{Error, Result};
 
-use super::Ctx;
+use super::{Ctx, now_ns};
 use crate::exit;
 
 pub fn check(ctx: &Ctx, file: Option<PathBuf>, connect: bool) -> Result<i32> {
@@ -14,7 +14,14 @@ pub fn check(ctx: &Ctx, file: Option<PathBuf>, connect: bool) -> Result<i32> {
         if !connect {
             return Ok(plan);
         }
-        let problems = super::plan_connect::check(ctx, &src, &plan);
+        let resolved = holdfast_plan::ResolvedPlan::of(&plan).map_err(|e| {
+            vec![holdfast_plan::Problem {
+                line: 1,
+                message: e.to_string(),
+                fix: "this is a bug in plan check: please report it with the plan".into(),
+            }]
+        })?;
+        let problems = holdfast_daemon::preflight::check(&src, &plan, &resolved, &ctx.s3, now_ns());
         if problems.is_empty() {
             Ok(plan)
         } else {
@@ -122,7 +129,7 @@ pub fn show(ctx: &Ctx, file: Option<PathBuf>, count: usize) -> Result<i32> {
         ));
     }
     for (name, v) in &loaded.plan.vaults {
-        let (Some(vs), Some(s)) = (&v.verify, loaded.verify_schedules.get(name)) else {
+        let (Some(vs), Some(s)) = (&v.verify, loaded.verify_of(name).map(|x| &x.schedule)) else {
             continue;
         };
         let runs = s.upcoming(now, count);

@@ -27,7 +27,10 @@ fn load(a: &PlanArgs) -> Result<LoadedPlan> {
 /// Load and check the plan (`plan_path`), with `state_dir` overriding its `[daemon]` one.
 pub fn load_plan(plan: Option<PathBuf>, state_dir: Option<&PathBuf>) -> Result<LoadedPlan> {
     let path = plan_path(plan);
-    let mut p = LoadedPlan::load(&path).map_err(|e| Error::Input(e.to_string()))?;
+    let mut p = LoadedPlan::load(&path).map_err(|e| match e {
+        holdfast_daemon::LoadError::Resolve { .. } => Error::Internal(e.to_string()),
+        e => Error::Input(e.to_string()),
+    })?;
     if let Some(d) = state_dir {
         p.settings.state_dir = d.clone();
     }

@@ -1,23 +1,23 @@
-//! `plan check --connect`: every vault of the plan is opened with the plan's secret source,
-//! and each category's retention is compared with the locks of the vaults holding its
-//! points (the category's vault and its copy destinations).
+//! `plan check --connect`: what only the running system can tell about a checked plan. Every
+//! vault is opened with the plan's own secret source (read as the daemon's workers read it,
+//! [`holdfast_ops::secret`]), and each category's resolved retention is compared with the lock
+//! of every vault holding its points (the category's vault and its copy destinations).
 //!
-//! Problems found: an unreachable vault or missing vault (`holdfast init` not run), a
-//! secret that does not open it, retention that would forget points younger than a lock's
-//! minimum (the lock keeps them: the plan promises a retention the vault will not honour),
-//! retention that keeps points longer than a lock's maximum, a notification channel whose
-//! `url_env` / `smtp_password_env` variable is not set or whose `url_file` cannot be read (its
-//! alerts would be lost).
+//! Problems found: an unreachable or missing vault (`holdfast init` not run), a secret that
+//! does not open it, retention that would forget points younger than a lock's minimum (the
+//! lock keeps them: the plan promises a retention the vault will not honour), retention that
+//! keeps points longer than a lock's maximum, a notification channel whose `url_env` /
+//! `smtp_password_env` variable is not set or whose `url_file` cannot be read (its alerts
+//! would be lost).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
-use holdfast_engine::{KeylessVault, Vault};
-use holdfast_plan::Spanned;
-use holdfast_plan::{Plan, Problem};
-use holdfast_retention::{add_span, parse_span};
-use holdfast_storage::url::{Location, OpenLocation};
-
-use super::Ctx;
+use holdfast_engine::Vault;
+use holdfast_engine::protect::VaultLock;
+use holdfast_ops::secret::{self, Secret};
+use holdfast_plan::{Plan, PlanSpan, Problem, ResolvedPlan, Spanned, VaultSecret};
+use holdfast_retention::parse_span;
+use holdfast_storage::url::S3Options;
 
 fn line(src: &str, offset: usize) -> usize {
     src[..offset.min(src.len())].matches('\n').count() + 1
@@ -27,20 +27,30 @@ fn at<T>(src: &str, s: &Spanned<T>) -> usize {
     line(src, s.span().start)
 }
 
-fn open(ctx: &Ctx, name: &str, v: &holdfast_plan::Vault) -> Result<Vault, String> {
-    let loc = Location::parse(v.url.get_ref()).map_err(|e| e.message)?;
-    let storage = loc
-        .open(&ctx.s3_with(v.endpoint.clone(), v.region.clone()))
-        .map_err(|e| e.to_string())?;
-    let locked = KeylessVault::open(Arc::clone(&storage)).map_err(|e| e.to_string())?;
-    let unlocked = match crate::secrets::plan_vault(name, v).map_err(|e| e.to_string())? {
-        crate::secrets::Secret::KeyFile(m) => locked.unlock_material(*m),
-        crate::secrets::Secret::Passphrase(p) => locked.unlock_passphrase(&p),
-    };
-    unlocked.map_err(|e| e.to_string())
+/// The secret a plan's vault names, read as the daemon's workers read it.
+pub fn plan_secret(name: &str, v: &holdfast_plan::Vault) -> Result<Secret, String> {
+    match v.secret() {
+        Some(VaultSecret::KeyFile(k)) => secret::key_file(k).map_err(|e| e.to_string()),
+        Some(VaultSecret::PassphraseFile(f)) => secret::passphrase_file(f)
+            .map(Secret::Passphrase)
+            .map_err(|e| e.to_string()),
+        Some(VaultSecret::PassphraseEnv(var)) => secret::passphrase_env(&var)
+            .ok_or_else(|| format!("vault {name:?}: passphrase_env {var} is not set")),
+        None => Err(format!("vault {name:?} has no secret source")),
+    }
 }
 
-const DAY_NS: i64 = 86_400_000_000_000;
+fn open(name: &str, v: &holdfast_plan::Vault, s3: &S3Options) -> Result<Vault, String> {
+    let mut s3 = s3.clone();
+    if v.endpoint.is_some() {
+        s3.endpoint = v.endpoint.clone();
+    }
+    if v.region.is_some() {
+        s3.region = v.region.clone();
+    }
+    let secret = plan_secret(name, v)?;
+    secret::open_vault(v.url.get_ref(), &s3, secret).map_err(|e| e.to_string())
+}
 
 /// The line of `key = …` inside the table `header`, else `fallback`.
 fn key_line(src: &str, header: &str, key: &str, fallback: usize) -> usize {
@@ -98,13 +108,16 @@ fn check_notifications(src: &str, plan: &Plan, out: &mut Vec<Problem>) {
     }
 }
 
-/// The connected checks; problems in line order.
-pub fn check(ctx: &Ctx, src: &str, plan: &Plan) -> Vec<Problem> {
-    let mut out = Vec::new();
-    let now = super::now_ns();
-    let mut locks = std::collections::BTreeMap::new();
+/// Every vault opened; the locks of those that opened (None: no lock set).
+fn open_vaults(
+    src: &str,
+    plan: &Plan,
+    s3: &S3Options,
+    out: &mut Vec<Problem>,
+) -> BTreeMap<String, Option<VaultLock>> {
+    let mut locks = BTreeMap::new();
     for (name, v) in &plan.vaults {
-        match open(ctx, name, v) {
+        match open(name, v, s3) {
             Ok(vault) => match holdfast_engine::protect::current(&vault) {
                 Ok(p) => {
                     locks.insert(name.clone(), p.lock);
@@ -122,39 +135,54 @@ pub fn check(ctx: &Ctx, src: &str, plan: &Plan) -> Vec<Problem> {
             }),
         }
     }
+    locks
+}
+
+/// The connected checks of a checked and resolved plan (`src` is its text, for line
+/// numbers; `s3` the S3 settings vaults without their own `endpoint`/`region` use;
+/// calendar spans are measured from `now_ns`); problems in line order.
+pub fn check(
+    src: &str,
+    plan: &Plan,
+    resolved: &ResolvedPlan,
+    s3: &S3Options,
+    now_ns: i64,
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let locks = open_vaults(src, plan, s3, &mut out);
     for (cname, c) in &plan.categories {
-        let r = &c.retention;
-        let vaults =
-            std::iter::once(c.vault.get_ref()).chain(c.copy_to.iter().map(|d| d.get_ref()));
+        let Some(rules) = resolved.category(cname) else {
+            continue;
+        };
+        let r = &rules.retention;
+        let table = src
+            .find(&format!("[categories.{cname}.retention]"))
+            .map_or_else(|| at(src, &c.vault), |o| line(src, o));
+        let delete_line = c.retention.delete_after.as_ref().map(|d| at(src, d));
+        let vaults = std::iter::once(&rules.vault).chain(rules.copy_to.iter());
         for vname in vaults {
             let Some(Some(lock)) = locks.get(vname) else {
                 continue;
             };
-            let Ok(min) = parse_span(&lock.min_retention) else {
+            let Some(min) = lock_span(&lock.min_retention) else {
                 continue;
             };
-            let min_days = (add_span(now, min) - now) / DAY_NS;
-            let table = src
-                .find(&format!("[categories.{cname}.retention]"))
-                .map_or_else(|| at(src, &c.vault), |o| line(src, o));
+            let min_days = min.days_from(now_ns);
             if let Some(d) = &r.delete_after
-                && let Ok(span) = parse_span(d.get_ref())
-                && (add_span(now, span) - now) / DAY_NS < min_days
+                && d.days_from(now_ns) < min_days
             {
                 out.push(Problem {
-                    line: at(src, d),
+                    line: delete_line.unwrap_or(table),
                     message: format!(
                         "category {cname:?}: delete_after {} is shorter than the {:?} lock minimum of vault {vname:?} ({})",
-                        d.get_ref(), lock.mode, lock.min_retention
+                        d.text, lock.mode, lock.min_retention
                     ),
                     fix: "delete after at least the lock's minimum, or shorten the lock (`holdfast lock set`)".into(),
                 });
             }
-            let rules = r.has_rule();
-            let kept_min = r.min_days.as_ref().map_or(0, |d| i64::from(*d.get_ref()));
-            if rules && kept_min < min_days {
+            if r.has_rule() && i64::from(r.min_days.unwrap_or(0)) < min_days {
                 out.push(Problem {
-                    line: r.min_days.as_ref().map_or(table, |d| at(src, d)),
+                    line: c.retention.min_days.as_ref().map_or(table, |d| at(src, d)),
                     message: format!(
                         "category {cname:?}: retention can forget points younger than the {:?} lock minimum of vault {vname:?} ({}); the lock would keep them",
                         lock.mode, lock.min_retention
@@ -162,24 +190,17 @@ pub fn check(ctx: &Ctx, src: &str, plan: &Plan) -> Vec<Problem> {
                     fix: format!("set min_days = {min_days} in [categories.{cname}.retention]"),
                 });
             }
-            if let Some(max) = lock
-                .max_retention
-                .as_deref()
-                .and_then(|m| parse_span(m).ok())
-            {
-                let max_days = (add_span(now, max) - now) / DAY_NS;
+            if let Some(max) = lock.max_retention.as_deref().and_then(lock_span) {
                 let keeps_days = r
                     .delete_after
                     .as_ref()
-                    .and_then(|d| parse_span(d.get_ref()).ok())
-                    .map(|s| (add_span(now, s) - now) / DAY_NS)
-                    .unwrap_or(i64::MAX);
-                if keeps_days > max_days {
+                    .map_or(i64::MAX, |d| d.days_from(now_ns));
+                if keeps_days > max.days_from(now_ns) {
                     out.push(Problem {
-                        line: r.delete_after.as_ref().map_or(table, |d| at(src, d)),
+                        line: delete_line.unwrap_or(table),
                         message: format!(
                             "category {cname:?}: retention keeps points longer than the maximum of vault {vname:?} ({})",
-                            lock.max_retention.as_deref().unwrap_or("")
+                            max.text
                         ),
                         fix: "set delete_after within the vault's maximum retention".into(),
                     });
@@ -190,4 +211,12 @@ pub fn check(ctx: &Ctx, src: &str, plan: &Plan) -> Vec<Problem> {
     check_notifications(src, plan, &mut out);
     out.sort_by_key(|p| p.line);
     out
+}
+
+/// A lock's retention span (the vault stores it as text).
+fn lock_span(text: &str) -> Option<PlanSpan> {
+    parse_span(text).ok().map(|span| PlanSpan {
+        text: text.to_string(),
+        span,
+    })
 }
