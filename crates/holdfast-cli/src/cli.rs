@@ -81,6 +81,9 @@ pub enum Command {
     /// Declared protection: the plan file.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Restore tests of the plan: points restored into throwaway targets and checked.
+    #[command(subcommand)]
+    RestoreTest(RestoreTestCommand),
     /// Run the plan's backup of a resource now, then its copies and retention.
     Run(RunArgs),
     /// The scheduler: run the plan's backups on schedule; serve /metrics and the API.
@@ -103,6 +106,21 @@ pub struct PlanArgs {
     /// else /var/lib/holdfast).
     #[arg(long, env = "HOLDFAST_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+/// `restore-test`.
+#[derive(Debug, Subcommand)]
+pub enum RestoreTestCommand {
+    /// Run a restore test now: each resource's point restored into a scratch target that is
+    /// removed afterwards, then checked. Exit 0 when every check passed within the RTO, 4
+    /// when one failed, 1 when the test could not run.
+    Run {
+        /// The test (`[restore_tests.NAME]`).
+        name: String,
+        /// Plan and state directory.
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
 }
 
 /// `run`.

@@ -18,9 +18,13 @@ use holdfast_ops::pitr::BaseBackupRequest;
 use holdfast_ops::points::PointsRequest;
 use holdfast_ops::prune::PruneRequest;
 use holdfast_ops::restore::RestoreRequest;
+use holdfast_ops::restore_test::{Check, RestoreTestRequest, Select};
 use holdfast_ops::verify::{ReadShare, VerifyRequest};
 use holdfast_ops::worker::{Job, PROTOCOL, Request};
-use holdfast_plan::{Category, Connection, Plan, ReadData, Resource, Source, Vault, VaultSecret};
+use holdfast_plan::{
+    Category, Connection, Plan, ReadData, Resource, Source, TestCheckRule, TestSelect, Vault,
+    VaultSecret,
+};
 
 use crate::LoadedPlan;
 use tokio::process::Command;
@@ -404,4 +408,72 @@ pub fn hook(
         cmd.env("HOLDFAST_JOB_STATE", s);
     }
     cmd
+}
+
+/// One resource of a restore test: the vault its point is restored from and the request.
+pub struct TestRun {
+    /// The resource.
+    pub resource: String,
+    /// The plan vault restored from (the test's `from`, else the category's vault).
+    pub vault: String,
+    /// The operation's request.
+    pub request: RestoreTestRequest,
+}
+
+/// The runs of restore test `name`, one per resource it covers.
+pub fn restore_test(loaded: &LoadedPlan, name: &str) -> Result<Vec<TestRun>, PrepareError> {
+    let t = loaded
+        .resolved
+        .restore_tests
+        .get(name)
+        .ok_or_else(|| PrepareError::Missing {
+            what: "restore test",
+            name: name.into(),
+        })?;
+    let select = match &t.select {
+        TestSelect::Latest => Select::Latest,
+        TestSelect::Oldest => Select::Oldest,
+        TestSelect::RandomWithin(s) => Select::RandomWithin {
+            within: s.text.clone(),
+        },
+    };
+    let checks: Vec<Check> = t
+        .checks
+        .iter()
+        .map(|c| match c {
+            TestCheckRule::Sql(q) => Check::Sql(q.clone()),
+            TestCheckRule::RowCounts => Check::RowCounts("match".into()),
+            TestCheckRule::Command(l) => Check::Command(l.clone()),
+        })
+        .collect();
+    let mut out = Vec::new();
+    for r in &t.resources {
+        let (res, _) = resource(&loaded.plan, r)?;
+        let rules = loaded
+            .resolved
+            .category(res.category.get_ref())
+            .ok_or_else(|| PrepareError::Missing {
+                what: "category",
+                name: res.category.get_ref().clone(),
+            })?;
+        // Database checks run against database resources only (plan check requires one).
+        let checks: Vec<Check> = checks
+            .iter()
+            .filter(|c| res.kind.get_ref().queryable() || matches!(c, Check::Command(_)))
+            .cloned()
+            .collect();
+        out.push(TestRun {
+            resource: r.clone(),
+            vault: t.from.clone().unwrap_or_else(|| rules.vault.clone()),
+            request: RestoreTestRequest {
+                resource: r.clone(),
+                select: select.clone(),
+                checks,
+                max_rto_seconds: t.max_rto.or(rules.rto).map(|d| d.as_secs()),
+                rpo_seconds: rules.rpo.map(|d| d.as_secs()),
+                scratch_dir: None,
+            },
+        });
+    }
+    Ok(out)
 }

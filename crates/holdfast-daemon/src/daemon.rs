@@ -101,6 +101,14 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), DaemonError> {
         plan.plan.resources.len(),
         rt.catalog.path().display()
     );
+    for (name, t) in &plan.resolved.restore_tests {
+        if t.schedule.is_some() {
+            tracing::warn!(
+                "restore test {name:?} has a schedule, but this daemon does not run restore \
+                 tests yet: run `holdfast restore-test run {name}` from cron (docs/restore-tests.md)"
+            );
+        }
+    }
     let aborted = rt.catalog.abort_unfinished(started)?;
     for j in &aborted {
         tracing::warn!(

@@ -28,19 +28,25 @@ fn at<T>(src: &str, s: &Spanned<T>) -> usize {
 }
 
 /// The secret a plan's vault names, read as the daemon's workers read it.
-pub fn plan_secret(name: &str, v: &holdfast_plan::Vault) -> Result<Secret, String> {
+pub fn plan_secret(name: &str, v: &holdfast_plan::Vault) -> holdfast_engine::Result<Secret> {
+    use holdfast_engine::Error;
     match v.secret() {
-        Some(VaultSecret::KeyFile(k)) => secret::key_file(k).map_err(|e| e.to_string()),
-        Some(VaultSecret::PassphraseFile(f)) => secret::passphrase_file(f)
-            .map(Secret::Passphrase)
-            .map_err(|e| e.to_string()),
-        Some(VaultSecret::PassphraseEnv(var)) => secret::passphrase_env(&var)
-            .ok_or_else(|| format!("vault {name:?}: passphrase_env {var} is not set")),
-        None => Err(format!("vault {name:?} has no secret source")),
+        Some(VaultSecret::KeyFile(k)) => secret::key_file(k),
+        Some(VaultSecret::PassphraseFile(f)) => secret::passphrase_file(f).map(Secret::Passphrase),
+        Some(VaultSecret::PassphraseEnv(var)) => secret::passphrase_env(&var).ok_or_else(|| {
+            Error::Input(format!("vault {name:?}: passphrase_env {var} is not set"))
+        }),
+        None => Err(Error::Input(format!("vault {name:?} has no secret source"))),
     }
 }
 
-fn open(name: &str, v: &holdfast_plan::Vault, s3: &S3Options) -> Result<Vault, String> {
+/// Open the plan's vault `name` with its own secret source; `s3` are the S3 settings it uses
+/// unless it names its own `endpoint` / `region`.
+pub fn open_plan_vault(
+    name: &str,
+    v: &holdfast_plan::Vault,
+    s3: &S3Options,
+) -> holdfast_engine::Result<Vault> {
     let mut s3 = s3.clone();
     if v.endpoint.is_some() {
         s3.endpoint = v.endpoint.clone();
@@ -48,8 +54,7 @@ fn open(name: &str, v: &holdfast_plan::Vault, s3: &S3Options) -> Result<Vault, S
     if v.region.is_some() {
         s3.region = v.region.clone();
     }
-    let secret = plan_secret(name, v)?;
-    secret::open_vault(v.url.get_ref(), &s3, secret).map_err(|e| e.to_string())
+    secret::open_vault(v.url.get_ref(), &s3, plan_secret(name, v)?)
 }
 
 /// The line of `key = …` inside the table `header`, else `fallback`.
@@ -117,7 +122,7 @@ fn open_vaults(
 ) -> BTreeMap<String, Option<VaultLock>> {
     let mut locks = BTreeMap::new();
     for (name, v) in &plan.vaults {
-        match open(name, v, s3) {
+        match open_plan_vault(name, v, s3) {
             Ok(vault) => match holdfast_engine::protect::current(&vault) {
                 Ok(p) => {
                     locks.insert(name.clone(), p.lock);

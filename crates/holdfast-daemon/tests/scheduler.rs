@@ -86,6 +86,7 @@ fn what(req: &Request) -> (&'static str, String) {
         Request::Prune(_) => ("prune", String::new()),
         Request::Verify(_) => ("verify", String::new()),
         Request::Restore(_) => ("restore", String::new()),
+        Request::RestoreTest(r) => ("restore_test", r.resource.clone()),
         Request::Points(_) => ("points", String::new()),
     }
 }

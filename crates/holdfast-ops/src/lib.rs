@@ -21,6 +21,7 @@ pub mod progress;
 pub mod protect;
 pub mod prune;
 pub mod restore;
+pub mod restore_test;
 pub mod schema;
 pub mod secret;
 pub mod time;

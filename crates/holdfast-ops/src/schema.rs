@@ -18,6 +18,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         one::<holdfast_engine::prune::PruneReport>("prune"),
         one::<crate::verify::VerifyOutput>("verify"),
         one::<crate::restore::RestoreReport>("restore"),
+        one::<crate::restore_test::RestoreTestReport>("restore-test"),
         one::<Vec<crate::points::PointRow>>("points"),
         one::<holdfast_engine::repair::RepairReport>("repair-index"),
         one::<crate::protect::ProtectionReport>("protection"),

@@ -64,6 +64,8 @@ pub enum Request {
     Restore(RestoreRequest),
     /// The point list.
     Points(PointsRequest),
+    /// A restore test.
+    RestoreTest(crate::restore_test::RestoreTestRequest),
 }
 
 /// What an operation reports when it is done.
@@ -84,6 +86,8 @@ pub enum Report {
     Verify(VerifyOutput),
     /// See [`Request::Restore`].
     Restore(RestoreReport),
+    /// See [`Request::RestoreTest`].
+    RestoreTest(crate::restore_test::RestoreTestReport),
     /// See [`Request::Points`].
     Points {
         /// The points, oldest first.
@@ -102,6 +106,7 @@ impl Report {
             Report::Prune(r) => serde_json::to_value(r),
             Report::Verify(r) => serde_json::to_value(r),
             Report::Restore(r) => serde_json::to_value(r),
+            Report::RestoreTest(r) => serde_json::to_value(r),
             Report::Points { points } => serde_json::to_value(points),
         };
         v.unwrap_or(serde_json::Value::Null)
@@ -117,6 +122,7 @@ impl Report {
             Report::Prune(_) => "prune",
             Report::Verify(_) => "verify",
             Report::Restore(_) => "restore",
+            Report::RestoreTest(_) => "restore_test",
             Report::Points { .. } => "points",
         }
     }

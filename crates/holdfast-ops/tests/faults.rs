@@ -7,49 +7,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use holdfast_engine::keys::KdfParams;
-use holdfast_engine::{ErrorKind, Origin, Vault};
-use holdfast_ops::backup::{BackupRequest, SourceSpec};
+use holdfast_engine::{ErrorKind, Vault};
+use holdfast_ops::backup::SourceSpec;
 use holdfast_ops::copy::CopySelection;
 use holdfast_ops::forget::{ForgetRequest, Selection};
 use holdfast_ops::prune::PruneRequest;
 use holdfast_ops::restore::{RestoreRequest, RestoreTarget};
 use holdfast_ops::verify::{ReadShare, VerifyRequest};
-use holdfast_ops::{Cancel, Context, Silent};
 use holdfast_storage::fault::{FaultPlan, FaultyStorage};
 use holdfast_storage::memory::MemoryStorage;
-use holdfast_storage::url::S3Options;
 use holdfast_storage::{Kind, Storage};
 use holdfast_testkit::Entry;
 
-const PASS: &[u8] = b"fault tests";
-
-fn kdf() -> KdfParams {
-    KdfParams {
-        memory_kib: 8 * 1024,
-        iterations: 1,
-        parallelism: 1,
-    }
-}
-
-fn origin() -> Origin {
-    Origin {
-        host: "test".into(),
-        user: "test".into(),
-        now: 1_767_571_200,
-    }
-}
-
-fn with_ctx<T>(f: impl FnOnce(&Context<'_>) -> T) -> T {
-    let cancel = Cancel::default();
-    let s3 = S3Options::default();
-    let ctx = Context {
-        sink: &Silent,
-        cancel: &cancel,
-        s3: &s3,
-    };
-    f(&ctx)
-}
+mod common;
+use common::{PASS, kdf, new_vault, origin, with_ctx};
 
 fn open(storage: Arc<dyn Storage>) -> holdfast_engine::Result<Vault> {
     let v = holdfast_engine::KeylessVault::open(storage)?.unlock_passphrase(PASS)?;
@@ -69,23 +40,12 @@ fn tree(root: &Path, generation: u8) {
 }
 
 fn backup(vault: &Vault, src: &Path) -> String {
-    let session = holdfast_ops::session::start(vault, "backup", true).unwrap();
-    let req = BackupRequest {
-        source: SourceSpec::Files {
-            paths: vec![src.to_path_buf()],
-            excludes: vec![],
-            no_cache: true,
-        },
-        resource: Some("app".into()),
-        tags: vec![],
-        time_ns: None,
-        host: None,
+    let source = SourceSpec::Files {
+        paths: vec![src.to_path_buf()],
+        excludes: vec![],
+        no_cache: true,
     };
-    let r = with_ctx(|c| holdfast_ops::backup::backup(c, vault, session.as_ref(), &req)).unwrap();
-    if let Some(s) = session {
-        s.end();
-    }
-    r.point
+    common::backup_source(vault, source, "app")
 }
 
 /// What `point` restores to under a new folder, as [`holdfast_testkit::describe`] sees it.
@@ -116,14 +76,6 @@ fn prune_req() -> PruneRequest {
         max_wait_secs: 0,
         abandon_after_secs: 0,
     }
-}
-
-/// A new vault on a new memory store.
-fn new_vault() -> (Arc<MemoryStorage>, Vault) {
-    let mem: Arc<MemoryStorage> = Arc::new(MemoryStorage::new());
-    let vault = Vault::init(mem.clone(), PASS, kdf(), &origin()).unwrap();
-    vault.load_index().unwrap();
-    (mem, vault)
 }
 
 /// [`tree`] of `generation` in `dir/src`.

@@ -8,6 +8,7 @@ use toml::Spanned;
 use crate::model::{Kind, Plan};
 use crate::schedule::Schedule;
 
+mod restore_tests;
 mod sections;
 use sections::{categories, daemon, notifications, resources, vaults};
 
@@ -222,6 +223,7 @@ pub fn check(src: &str) -> Result<Plan, Vec<Problem>> {
     resources(&mut c, &plan);
     notifications(&mut c, &plan);
     daemon(&mut c, &plan);
+    restore_tests::restore_tests(&mut c, &plan);
     if c.out.is_empty() {
         Ok(plan)
     } else {

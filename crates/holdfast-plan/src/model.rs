@@ -21,6 +21,9 @@ pub struct Plan {
     /// Notification channels by name.
     #[serde(default)]
     pub notifications: BTreeMap<String, Notification>,
+    /// Restore tests by name.
+    #[serde(default)]
+    pub restore_tests: BTreeMap<String, RestoreTest>,
     /// How the scheduler daemon runs.
     #[serde(default)]
     pub daemon: Daemon,
@@ -218,6 +221,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether a restore test's `sql` and `row_counts` checks run against its points (their
+    /// scratch target is a database holdfast can query).
+    pub fn queryable(self) -> bool {
+        matches!(self, Kind::Sqlite)
+    }
+
     /// Its name in the plan.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -298,4 +307,44 @@ pub struct Notification {
     /// Events sent: `failure`, `expired`, `rpo`, `recovery` (default: all).
     #[serde(default)]
     pub events: Vec<Spanned<String>>,
+}
+
+/// A restore test (`[restore_tests.NAME]`): points of resources restored into throwaway
+/// targets and checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTest {
+    /// The resources tested.
+    #[serde(default)]
+    pub resources: Vec<Spanned<String>>,
+    /// Every resource of these categories is tested too.
+    #[serde(default)]
+    pub categories: Vec<Spanned<String>>,
+    /// Cron expression (5 or 6 fields) of the daemon's runs; none: only run by hand.
+    pub schedule: Option<Spanned<String>>,
+    /// IANA time zone of the schedule.
+    pub timezone: Option<Spanned<String>>,
+    /// Which point: `latest` (default) or `oldest`.
+    pub select: Option<Spanned<String>>,
+    /// Instead of `select`: a random point no older than this span before the newest.
+    pub random_within: Option<Spanned<String>>,
+    /// The vault to restore from (default: each resource's category vault), e.g. the copy.
+    pub from: Option<Spanned<String>>,
+    /// Checks beyond the built-in one of each point's kind.
+    #[serde(default)]
+    pub checks: Vec<Spanned<TestCheck>>,
+    /// The recovery time objective (default: each resource's category RTO).
+    pub max_rto: Option<Spanned<String>>,
+}
+
+/// One check of a restore test: exactly one key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCheck {
+    /// A query that must return a true value.
+    pub sql: Option<String>,
+    /// `"match"`: row counts equal to the ones recorded at backup time.
+    pub row_counts: Option<String>,
+    /// A command that must exit 0 (it gets the restored target in its environment).
+    pub command: Option<String>,
 }

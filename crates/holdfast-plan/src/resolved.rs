@@ -227,6 +227,48 @@ pub struct ResolvedPlan {
     pub categories: BTreeMap<String, CategoryRules>,
     /// Vaults' scheduled verifies by name (only the vaults that have one).
     pub verifies: BTreeMap<String, VerifyRules>,
+    /// Restore tests by name.
+    pub restore_tests: BTreeMap<String, RestoreTestRules>,
+}
+
+/// Which point a restore test restores.
+#[derive(Debug, Clone)]
+pub enum TestSelect {
+    /// The newest.
+    Latest,
+    /// The oldest.
+    Oldest,
+    /// A random one no older than this before the newest.
+    RandomWithin(PlanSpan),
+}
+
+/// A check of a restore test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestCheckRule {
+    /// A query that must return a true value.
+    Sql(String),
+    /// Row counts as recorded at backup time.
+    RowCounts,
+    /// A command that must exit 0.
+    Command(String),
+}
+
+/// A restore test, resolved.
+#[derive(Debug, Clone)]
+pub struct RestoreTestRules {
+    /// The resources tested: those listed, then those of the listed categories (plan order,
+    /// each once).
+    pub resources: Vec<String>,
+    /// When the daemon runs it (None: by hand only).
+    pub schedule: Option<Schedule>,
+    /// Which point.
+    pub select: TestSelect,
+    /// The vault restored from (None: each resource's category vault).
+    pub from: Option<String>,
+    /// The checks beyond the built-in one.
+    pub checks: Vec<TestCheckRule>,
+    /// The RTO it is held to (None: each resource's category RTO).
+    pub max_rto: Option<Duration>,
 }
 
 impl ResolvedPlan {
@@ -242,9 +284,14 @@ impl ResolvedPlan {
                 verifies.insert(name.clone(), verify(name, vs)?);
             }
         }
+        let mut restore_tests = BTreeMap::new();
+        for (name, t) in &plan.restore_tests {
+            restore_tests.insert(name.clone(), restore_test(plan, name, t)?);
+        }
         Ok(ResolvedPlan {
             categories,
             verifies,
+            restore_tests,
         })
     }
 
@@ -327,5 +374,55 @@ fn verify(name: &str, v: &VerifySchedule) -> Result<VerifyRules, ResolveError> {
         start_window: duration(&owner, "start_window", v.start_window.as_ref())?
             .unwrap_or(DEFAULT_START_WINDOW),
         completion_window: duration(&owner, "completion_window", v.completion_window.as_ref())?,
+    })
+}
+
+fn restore_test(
+    plan: &Plan,
+    name: &str,
+    t: &crate::model::RestoreTest,
+) -> Result<RestoreTestRules, ResolveError> {
+    let owner = format!("restore test {name:?}");
+    let mut resources: Vec<String> = t.resources.iter().map(|r| r.get_ref().clone()).collect();
+    for k in &t.categories {
+        for (rname, r) in &plan.resources {
+            if r.category.get_ref() == k.get_ref() && !resources.contains(rname) {
+                resources.push(rname.clone());
+            }
+        }
+    }
+    let select = match (
+        &t.random_within,
+        t.select.as_ref().map(|s| s.get_ref().as_str()),
+    ) {
+        (Some(w), _) => TestSelect::RandomWithin(plan_span(&owner, "random_within", w)?),
+        (None, Some("oldest")) => TestSelect::Oldest,
+        _ => TestSelect::Latest,
+    };
+    let checks = t
+        .checks
+        .iter()
+        .filter_map(|c| {
+            let c = c.get_ref();
+            if let Some(q) = &c.sql {
+                Some(TestCheckRule::Sql(q.clone()))
+            } else if c.row_counts.is_some() {
+                Some(TestCheckRule::RowCounts)
+            } else {
+                c.command.clone().map(TestCheckRule::Command)
+            }
+        })
+        .collect();
+    Ok(RestoreTestRules {
+        resources,
+        schedule: t
+            .schedule
+            .as_ref()
+            .map(|s| schedule(&owner, s, t.timezone.as_ref()))
+            .transpose()?,
+        select,
+        from: t.from.as_ref().map(|f| f.get_ref().clone()),
+        checks,
+        max_rto: duration(&owner, "max_rto", t.max_rto.as_ref())?,
     })
 }

@@ -17,6 +17,55 @@ fn the_example_plan_is_valid() {
 /// (what, replace this, with this, expected line, expected message fragment)
 const BROKEN: &[(&str, &str, &str, usize, &str)] = &[
     (
+        "restore test from a vault without copies of a resource",
+        "resources = [\"catalog-db\"]",
+        "resources = [\"catalog-db\", \"app-config\"]",
+        222,
+        "restore test \"nightly\": vault \"dr\" holds no points of resource \"app-config\"",
+    ),
+    (
+        "restore test row_counts not match",
+        "{ row_counts = \"match\" },",
+        "{ row_counts = \"macth\" },",
+        224,
+        "row_counts = \"macth\"",
+    ),
+    (
+        "restore test check with two keys",
+        "{ sql = \"select count(*) > 0 from sqlite_schema\" },",
+        "{ sql = \"x\", command = \"y\" },",
+        225,
+        "a check needs exactly one of sql, row_counts, command (has 2)",
+    ),
+    (
+        "restore test select unknown",
+        "select = \"oldest\"",
+        "select = \"newest\"",
+        233,
+        "select \"newest\" is not latest or oldest",
+    ),
+    (
+        "restore test sql check without a database",
+        "categories = [\"configuration_data\"]",
+        "categories = [\"configuration_data\"]\nchecks = [{ sql = \"select 1\" }]",
+        232,
+        "a sql check needs a database resource; it tests only app-config",
+    ),
+    (
+        "restore test of a missing resource",
+        "resources = [\"catalog-db\"]",
+        "resources = [\"catalog-dbb\"]",
+        220,
+        "restore test \"nightly\": resource \"catalog-dbb\" is not in the plan",
+    ),
+    (
+        "restore test testing nothing",
+        "categories = [\"configuration_data\"]\n",
+        "",
+        230,
+        "restore test \"weekly-config\" tests nothing",
+    ),
+    (
         "unknown key",
         "rto = \"4h\"",
         "rto = \"4h\"\nrtoo = \"5h\"",
@@ -481,5 +530,29 @@ mod resolved {
         assert_eq!(main.completion_window, Some(Duration::from_secs(6 * 3600)));
         assert_eq!(r.verifies["dr"].read_data, crate::ReadData::All);
         assert!(!r.verifies.contains_key("sensitive"));
+    }
+
+    #[test]
+    fn restore_tests_resolve_with_their_resources_checks_and_objectives() {
+        use crate::{TestCheckRule, TestSelect};
+        let r = example();
+        let n = &r.restore_tests["nightly"];
+        assert_eq!(n.resources, ["catalog-db"]);
+        assert_eq!(n.from.as_deref(), Some("dr"));
+        assert!(matches!(n.select, TestSelect::Latest));
+        assert_eq!(n.max_rto, Some(Duration::from_secs(900)));
+        assert_eq!(
+            n.checks,
+            [
+                TestCheckRule::RowCounts,
+                TestCheckRule::Sql("select count(*) > 0 from sqlite_schema".into()),
+                TestCheckRule::Command("/etc/holdfast/smoke.sh".into()),
+            ]
+        );
+        assert_eq!(n.schedule.as_ref().map(|s| s.expr()), Some("30 4 * * *"));
+        let w = &r.restore_tests["weekly-config"];
+        assert_eq!(w.resources, ["app-config"]);
+        assert!(matches!(w.select, TestSelect::Oldest));
+        assert_eq!((w.from.as_deref(), w.max_rto), (None, None));
     }
 }

@@ -9,6 +9,7 @@ mod plan;
 mod plan_restore;
 pub mod protect;
 pub(crate) mod read;
+mod restore_test;
 mod schedule;
 mod worker;
 
@@ -66,6 +67,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Plan(crate::cli::PlanCommand::Show { file, count }) => {
             plan::show(&ctx, file, count)
+        }
+        Command::RestoreTest(crate::cli::RestoreTestCommand::Run { name, plan }) => {
+            restore_test::run(&ctx, &name, &plan)
         }
         Command::Run(a) => schedule::run(&ctx, a),
         Command::Daemon(a) => schedule::daemon(&ctx, a),

@@ -103,6 +103,11 @@ fn perform(ctx: &Ctx, sink: &Lines, request: &Request) -> Result<(Report, bool)>
             let partial = r.partial();
             (Report::Restore(r), partial)
         }
+        Request::RestoreTest(req) => {
+            let r = super::restore_test::run_request(ctx, sink, req)?;
+            let failed = !r.passed;
+            (Report::RestoreTest(r), failed)
+        }
         Request::Points(req) => {
             let listed = super::read::run_points(ctx, sink, req)?;
             if let Some(d) = listed.damage.first() {

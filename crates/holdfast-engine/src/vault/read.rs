@@ -171,4 +171,11 @@ impl Vault {
     pub fn blob_type(&self, id: &Id) -> Option<BlobType> {
         self.index.read().get(id).map(|(_, e)| e.ty)
     }
+
+    /// A blob's plaintext length, as the index records it (None: not in the index). With
+    /// [`Vault::blob_id`] it lets a reader compare restored bytes with a point chunk by chunk
+    /// without reading the vault again.
+    pub fn blob_len(&self, id: &Id) -> Option<u64> {
+        self.index.read().get(id).map(|(_, e)| u64::from(e.raw_len))
+    }
 }

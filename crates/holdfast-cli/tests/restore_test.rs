@@ -1,0 +1,250 @@
+//! `holdfast restore-test run` through the real binary and a plan: a SQLite and a files
+//! resource pass with SQL, row-count, command and built-in checks, RTO and RPO in the report;
+//! a failing check fails the test with exit 4 and names the check; `from` restores from the
+//! copy vault; no scratch folder is left in TMPDIR either way.
+
+mod common;
+
+use common::*;
+
+fn sqlite_db(path: &std::path::Path, rows: u32) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("CREATE TABLE IF NOT EXISTS orders(id INTEGER PRIMARY KEY, total REAL);")
+        .unwrap();
+    for i in 0..rows {
+        c.execute("INSERT INTO orders(total) VALUES (?1)", [f64::from(i)])
+            .unwrap();
+    }
+}
+
+/// A plan with resources `app-db` (SQLite) and `docs` (files) in one category copied to `dr`,
+/// and restore test `nightly` with `checks`.
+fn plan(env: &Env, checks: &str, extra: &str) -> std::path::PathBuf {
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let src = format!(
+        r#"[vaults.main]
+url = "{vault}"
+passphrase_file = "{pass}"
+
+[vaults.dr]
+url = "{dr}"
+passphrase_file = "{pass}"
+
+[categories.critical_data]
+schedule = "0 2 * * *"
+vault = "main"
+copy_to = ["dr"]
+rpo = "24h"
+rto = "4h"
+
+[categories.critical_data.retention]
+keep_last = 5
+
+[resources.app-db]
+kind = "sqlite"
+category = "critical_data"
+path = "{db}"
+
+[resources.docs]
+kind = "files"
+category = "critical_data"
+paths = ["{docs}"]
+
+[restore_tests.nightly]
+categories = ["critical_data"]
+schedule = "30 4 * * *"
+max_rto = "15m"
+checks = [{checks}]
+{extra}
+"#,
+        vault = env.vault,
+        dr = env.path("dr").display(),
+        pass = pass.display(),
+        db = env.path("app.sqlite").display(),
+        docs = env.path("docs").display(),
+    );
+    let p = env.path("holdfast.toml");
+    std::fs::write(&p, src).unwrap();
+    p
+}
+
+/// Make both vaults and run every resource of the plan once (backups, then copies to dr).
+fn back_up_all(env: &Env, plan: &str) {
+    env.ok(&["init"]);
+    env.ok(&["--vault", env.path("dr").to_str().unwrap(), "init"]);
+    let state = env.path("state");
+    env.ok(&[
+        "run",
+        "--all",
+        "--plan",
+        plan,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+}
+
+fn scratch_left(tmp: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("holdfast-"))
+        .collect()
+}
+
+fn setup() -> (Env, std::path::PathBuf) {
+    let mut env = Env::new();
+    let tmp = env.path("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    env.extra_env
+        .push(("TMPDIR".into(), tmp.display().to_string()));
+    sqlite_db(&env.path("app.sqlite"), 40);
+    std::fs::create_dir_all(env.path("docs/sub")).unwrap();
+    std::fs::write(env.path("docs/readme.txt"), "read me\n").unwrap();
+    std::fs::write(env.path("docs/sub/data.bin"), random_bytes(300_000, 7)).unwrap();
+    (env, tmp)
+}
+
+#[test]
+fn a_restore_test_passes_its_checks_and_reports_rto_and_rpo() {
+    let (env, tmp) = setup();
+    let p = plan(
+        &env,
+        r#"{ row_counts = "match" }, { command = "test -n \"$HOLDFAST_RESTORE_DB$HOLDFAST_RESTORE_DIR\"" }"#,
+        "",
+    );
+    let plan_arg = p.to_str().unwrap();
+    back_up_all(&env, plan_arg);
+    let j = env.json(&["restore-test", "run", "nightly", "--plan", plan_arg]);
+    assert_eq!(j["passed"], true, "{j:#}");
+    assert_eq!(j["test"], "nightly");
+    let results = j["results"].as_array().unwrap();
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["sqlite", "files"], "{j:#}");
+    for r in results {
+        let restore_s = r["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "restore")
+            .unwrap()["seconds"]
+            .as_f64()
+            .unwrap();
+        let rto = r["rto_seconds"].as_f64().unwrap();
+        assert!(rto >= restore_s && rto < 900.0, "{r:#}");
+        assert_eq!(r["max_rto_seconds"], 900);
+        assert_eq!(r["max_rpo_seconds"], 86_400);
+        assert!(r["rpo_seconds"].as_f64().unwrap() < 3600.0, "{r:#}");
+        assert_eq!(r["rto_met"], true);
+        assert_eq!(r["rpo_met"], true);
+    }
+    let db = &results[0]["checks"];
+    assert_eq!(db[0]["check"], "integrity_check");
+    assert_eq!(db[1]["detail"], "1 tables, 40 rows, as at backup");
+    assert_eq!(results[1]["checks"][0]["check"], "files");
+    assert!(scratch_left(&tmp).is_empty(), "{:?}", scratch_left(&tmp));
+    let text = env.ok(&["restore-test", "run", "nightly", "--plan", plan_arg]);
+    assert!(text.contains("restore test \"nightly\": passed"), "{text}");
+    assert!(
+        text.contains("ok   row_counts: 1 tables, 40 rows"),
+        "{text}"
+    );
+    assert!(
+        text.contains("RTO ") && text.contains("(objective 15m"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failing_check_fails_the_test_with_exit_4_and_names_the_check() {
+    let (env, tmp) = setup();
+    let p = plan(
+        &env,
+        r#"{ command = "echo smoke test failed >&2; exit 1" }"#,
+        "resources = [\"app-db\"]\nfrom = \"dr\"",
+    );
+    // `categories` and `resources` together: app-db once, then docs.
+    let plan_arg = p.to_str().unwrap();
+    back_up_all(&env, plan_arg);
+    let o = env.run(&[
+        "--json",
+        "restore-test",
+        "run",
+        "nightly",
+        "--plan",
+        plan_arg,
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["passed"], false);
+    let results = j["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{j:#}");
+    for r in results {
+        let failed: Vec<&serde_json::Value> = r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["passed"] == false)
+            .collect();
+        assert_eq!(failed.len(), 1, "{r:#}");
+        assert!(
+            failed[0]["check"]
+                .as_str()
+                .unwrap()
+                .starts_with("command: ")
+        );
+        assert_eq!(failed[0]["detail"], "exit status: 1: smoke test failed");
+    }
+    assert!(scratch_left(&tmp).is_empty(), "{:?}", scratch_left(&tmp));
+    // From the copy vault, with the primary gone: the copy is what is tested.
+    std::fs::remove_dir_all(&env.vault).unwrap();
+    let o = env.run(&["restore-test", "run", "nightly", "--plan", plan_arg]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("from vault \"dr\""), "{out}");
+    assert!(
+        out.contains("FAIL command: echo smoke test failed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_test_that_cannot_run_is_an_error_and_plan_check_names_bad_tests() {
+    let (env, _tmp) = setup();
+    let p = plan(&env, r#"{ sql = "select 1" }"#, "");
+    let files_only = std::fs::read_to_string(&p).unwrap().replace(
+        "categories = [\"critical_data\"]\n",
+        "resources = [\"docs\"]\n",
+    );
+    std::fs::write(&p, files_only).unwrap();
+    let o = env.run(&["plan", "check", p.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "restore test \"nightly\": a sql check needs a database resource; it tests only docs"
+        ),
+        "{e}"
+    );
+    let p = plan(&env, "", "");
+    let plan_arg = p.to_str().unwrap();
+    env.ok(&["init"]);
+    let o = env.run(&["restore-test", "run", "nope", "--plan", plan_arg]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("restore test \"nope\" is not in the plan"),
+        "{}",
+        stderr(&o)
+    );
+    // No point yet: the test cannot run.
+    let o = env.run(&["restore-test", "run", "nightly", "--plan", plan_arg]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no recovery point of resource \"app-db\""),
+        "{}",
+        stderr(&o)
+    );
+}

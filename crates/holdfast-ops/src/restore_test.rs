@@ -1,0 +1,584 @@
+//! Restore tests: a recovery point restored into a throwaway target that this operation makes
+//! and removes, then checked — "an integrity hash is not a recovery test".
+//!
+//! The target is a private temporary folder (`holdfast-restore-test-*`, mode 0700) that is
+//! removed when the test ends however it ends; a test killed before it could remove it leaves
+//! a folder [`sweep_leftovers`] removes on the next run. Per point kind:
+//!
+//! - `files`: the point is restored into the folder, then every restored file is read back
+//!   and compared with the point chunk by chunk (keyed BLAKE3 of each chunk against the
+//!   point's chunk ids), every directory and link checked for presence and target.
+//! - `sqlite`: the database is restored to a file in the folder and `PRAGMA
+//!   integrity_check` must say `ok`; `row_counts` compares exact row counts per table with
+//!   the ones recorded at backup time, and the schema fingerprint with the recorded one.
+//!
+//! User checks: `sql` (SQLite points: the query must return a true value), `command` (run by
+//! `/bin/sh -c` with the target in `HOLDFAST_RESTORE_DIR` / `HOLDFAST_RESTORE_DB`; it must
+//! exit 0), `row_counts`. The report times each phase, measures the RTO (the wall time from
+//! the start of the test to the end of its checks) against the objective, and the RPO at test
+//! time (the point's age) against the category's.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use holdfast_engine::point::Manifest;
+use holdfast_engine::tree::NodeKind;
+use holdfast_engine::{Error, Id, Result, Vault};
+use holdfast_sources::sqlite;
+use serde::{Deserialize, Serialize};
+
+use crate::Context;
+use crate::restore::{RestoreReport, RestoreRequest, RestoreTarget, restore};
+
+/// The prefix of every scratch folder a restore test makes in the temporary directory.
+pub const SCRATCH_PREFIX: &str = "holdfast-restore-test-";
+
+/// Which of a resource's points a restore test restores.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Select {
+    /// The newest trusted point.
+    #[default]
+    Latest,
+    /// The oldest trusted point.
+    Oldest,
+    /// A random trusted point no older than this span before the newest (`30d`).
+    RandomWithin {
+        /// The span.
+        within: String,
+    },
+    /// Exactly this point (an id prefix).
+    Point {
+        /// The id prefix.
+        id: String,
+    },
+}
+
+/// A check run against the restored target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// A query that must return a true value (SQLite points).
+    Sql(String),
+    /// Row counts per table equal to the ones recorded at backup time (`"match"`).
+    RowCounts(String),
+    /// A command that must exit 0; it gets the target in its environment.
+    Command(String),
+}
+
+/// A restore test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RestoreTestRequest {
+    /// The resource whose points are tested.
+    pub resource: String,
+    /// Which point.
+    #[serde(default)]
+    pub select: Select,
+    /// Checks beyond the built-in one of the point's kind.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// The recovery time objective, seconds (the test fails when it takes longer).
+    #[serde(default)]
+    pub max_rto_seconds: Option<u64>,
+    /// The recovery point objective, seconds (reported against the point's age).
+    #[serde(default)]
+    pub rpo_seconds: Option<u64>,
+    /// The folder scratch targets are made in (default: the system's temporary folder).
+    #[serde(default)]
+    pub scratch_dir: Option<PathBuf>,
+}
+
+/// One timed phase of a test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Phase {
+    /// `select`, `restore`, `checks`, `cleanup`.
+    pub name: String,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CheckResult {
+    /// What was checked (`files`, `integrity_check`, `row_counts`, `sql: …`, `command: …`).
+    pub check: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What it found (at most 4 KiB of a command's output).
+    pub detail: String,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// What a restore test found: the `--json` output of `holdfast restore-test run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RestoreTestReport {
+    /// The resource.
+    pub resource: String,
+    /// The point restored (64 hex).
+    pub point: String,
+    /// Its source kind.
+    pub kind: String,
+    /// When the point was taken, Unix nanoseconds.
+    pub point_time_ns: i64,
+    /// Each phase, in order.
+    pub phases: Vec<Phase>,
+    /// The measured recovery time: start of the test to the end of its checks, seconds.
+    pub rto_seconds: f64,
+    /// The objective it is held to.
+    pub max_rto_seconds: Option<u64>,
+    /// Whether the measured RTO is within the objective (true without one).
+    pub rto_met: bool,
+    /// The point's age when the test started, seconds: the data a recovery now would lose.
+    pub rpo_seconds: f64,
+    /// The category's RPO.
+    pub max_rpo_seconds: Option<u64>,
+    /// Whether the point's age is within the RPO (true without one).
+    pub rpo_met: bool,
+    /// Every check, built-in first.
+    pub checks: Vec<CheckResult>,
+    /// Every check passed and the RTO was met.
+    pub passed: bool,
+}
+
+impl RestoreTestReport {
+    /// The checks that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+}
+
+/// Run a restore test against `vault` (a full key is needed; the index must be loaded).
+/// An error means the test could not run (no point, the vault unreadable); a check that
+/// fails is a report with `passed: false`.
+pub fn run(
+    ctx: &Context<'_>,
+    vault: &Vault,
+    req: &RestoreTestRequest,
+) -> Result<RestoreTestReport> {
+    let start = Instant::now();
+    let now_ns = crate::time::now_ns();
+    let mut phases = Vec::new();
+    let (id, m) = select(vault, &req.resource, &req.select)?;
+    phases.push(phase("select", start));
+    let base = match &req.scratch_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir(),
+    };
+    sweep_leftovers(&base);
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
+        .tempdir_in(&base)
+        .map_err(|e| Error::io(&base, e))?;
+    let mut checks = Vec::new();
+    let t = Instant::now();
+    let target = match m.source.kind.as_str() {
+        "sqlite" => {
+            let db = scratch.path().join("restored.sqlite");
+            let r = restore(
+                ctx,
+                vault,
+                &request(&id, RestoreTarget::Sqlite { path: db.clone() }),
+            );
+            phases.push(phase("restore", t));
+            let c = Instant::now();
+            // The restore ran integrity_check: a damaged file fails it.
+            checks.push(CheckResult {
+                check: "integrity_check".into(),
+                passed: r.is_ok(),
+                detail: match &r {
+                    Ok(_) => "ok".into(),
+                    Err(e) => e.to_string(),
+                },
+                seconds: c.elapsed().as_secs_f64(),
+            });
+            Target::Sqlite(db)
+        }
+        "files" => {
+            let dir = scratch.path().join("restored");
+            let target = RestoreTarget::Dir {
+                path: dir.clone(),
+                includes: vec![],
+            };
+            let r = restore(ctx, vault, &request(&id, target))?;
+            phases.push(phase("restore", t));
+            let c = Instant::now();
+            let partial = match &r {
+                RestoreReport::Files(f) => {
+                    let mut v: Vec<String> = f.counts.damaged.clone();
+                    v.extend(f.counts.errors.iter().cloned());
+                    v
+                }
+                RestoreReport::Into(_) => vec![],
+            };
+            let (passed, detail) = match compare_tree(vault, &m.root, &dir) {
+                Ok(found) if partial.is_empty() && found.mismatches.is_empty() => (
+                    true,
+                    format!(
+                        "{} files, {} bytes, {} directories and {} links as in the point",
+                        found.files, found.bytes, found.dirs, found.links
+                    ),
+                ),
+                Ok(found) => {
+                    let mut all = partial;
+                    all.extend(found.mismatches);
+                    (false, summarize(&all))
+                }
+                Err(e) => (false, e.to_string()),
+            };
+            checks.push(CheckResult {
+                check: "files".into(),
+                passed,
+                detail,
+                seconds: c.elapsed().as_secs_f64(),
+            });
+            Target::Dir(dir)
+        }
+        other => {
+            return Err(Error::Unsupported(format!(
+                "restore tests of {other} points are not supported yet (files and sqlite are)"
+            )));
+        }
+    };
+    let c = Instant::now();
+    for check in &req.checks {
+        ctx.cancel.check("the restore test")?;
+        checks.push(run_check(
+            check,
+            &target,
+            &m,
+            checks.first().is_some_and(|b| b.passed),
+        ));
+    }
+    phases.push(phase("checks", c));
+    let rto = start.elapsed().as_secs_f64();
+    let c = Instant::now();
+    let cleaned = scratch.close();
+    phases.push(phase("cleanup", c));
+    if let Err(e) = cleaned {
+        ctx.sink
+            .warning(&format!("the scratch folder could not be removed: {e}"));
+    }
+    let rpo = ((now_ns - m.time_ns).max(0) as f64) / 1e9;
+    let rto_met = req.max_rto_seconds.is_none_or(|max| rto <= max as f64);
+    let rpo_met = req.rpo_seconds.is_none_or(|max| rpo <= max as f64);
+    let passed = rto_met && checks.iter().all(|c| c.passed);
+    Ok(RestoreTestReport {
+        resource: req.resource.clone(),
+        point: id.to_hex(),
+        kind: m.source.kind.clone(),
+        point_time_ns: m.time_ns,
+        phases,
+        rto_seconds: rto,
+        max_rto_seconds: req.max_rto_seconds,
+        rto_met,
+        rpo_seconds: rpo,
+        max_rpo_seconds: req.rpo_seconds,
+        rpo_met,
+        checks,
+        passed,
+    })
+}
+
+/// Where a test restored to.
+enum Target {
+    Dir(PathBuf),
+    Sqlite(PathBuf),
+}
+
+fn request(id: &Id, target: RestoreTarget) -> RestoreRequest {
+    RestoreRequest {
+        point: id.to_hex(),
+        target,
+    }
+}
+
+fn phase(name: &str, since: Instant) -> Phase {
+    Phase {
+        name: name.into(),
+        seconds: since.elapsed().as_secs_f64(),
+    }
+}
+
+/// The first mismatches, one per line, and how many more.
+fn summarize(all: &[String]) -> String {
+    let mut s = all.iter().take(10).cloned().collect::<Vec<_>>().join("; ");
+    if all.len() > 10 {
+        s.push_str(&format!("; and {} more", all.len() - 10));
+    }
+    s
+}
+
+/// The point of `resource` that `sel` names, among the trusted points (by id: any point).
+pub fn select(vault: &Vault, resource: &str, sel: &Select) -> Result<(Id, Manifest)> {
+    if let Select::Point { id } = sel {
+        let (id, m) = vault.find_point(id)?;
+        if m.resource != resource {
+            return Err(Error::Input(format!(
+                "point {} is of resource {:?}, not {resource:?}",
+                id.short(),
+                m.resource
+            )));
+        }
+        return Ok((id, m));
+    }
+    let (points, _) = vault.list_points()?;
+    let (mut trusted, _) = holdfast_engine::trust::split(
+        vault,
+        points
+            .into_iter()
+            .filter(|(_, m)| m.resource == resource)
+            .collect(),
+    )?;
+    trusted.sort_by_key(|(id, m)| (m.time_ns, *id));
+    let none = || Error::NotFound(format!("no recovery point of resource {resource:?}"));
+    match sel {
+        Select::Latest => trusted.pop().ok_or_else(none),
+        Select::Oldest => trusted.into_iter().next().ok_or_else(none),
+        Select::RandomWithin { within } => {
+            let span = holdfast_retention::parse_span(within)
+                .map_err(|e| Error::Input(format!("random_within {within:?}: {e}")))?;
+            let newest = trusted.last().map(|(_, m)| m.time_ns).ok_or_else(none)?;
+            let from = holdfast_retention::add_span(newest, -span);
+            let mut window: Vec<_> = trusted
+                .into_iter()
+                .filter(|(_, m)| m.time_ns >= from)
+                .collect();
+            let r = u64::from_le_bytes(holdfast_engine::random_bytes::<8>());
+            let i = (r % window.len().max(1) as u64) as usize;
+            Ok(window.swap_remove(i))
+        }
+        Select::Point { .. } => Err(none()),
+    }
+}
+
+/// What a comparison of a restored folder with its point found.
+#[derive(Debug, Default)]
+pub struct TreeComparison {
+    /// Files read back and compared.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Directories found.
+    pub dirs: u64,
+    /// Symbolic links found with their targets.
+    pub links: u64,
+    /// What differs, one line each (`path: why`).
+    pub mismatches: Vec<String>,
+}
+
+/// Compare the folder `dir` with the tree `root` of `vault`: every file read back and its
+/// chunks compared with the point's chunk ids (keyed BLAKE3), every directory and link there.
+pub fn compare_tree(vault: &Vault, root: &Id, dir: &Path) -> Result<TreeComparison> {
+    let mut out = TreeComparison::default();
+    let mut stack = vec![(*root, dir.to_path_buf())];
+    while let Some((tree_id, path)) = stack.pop() {
+        for node in vault.load_tree(&tree_id)?.nodes {
+            let p = path.join(std::ffi::OsStr::from_bytes(&node.name));
+            match &node.kind {
+                NodeKind::Dir { subtree } => {
+                    if p.is_dir() {
+                        out.dirs += 1;
+                        stack.push((*subtree, p));
+                    } else {
+                        out.mismatches
+                            .push(format!("{}: directory missing", p.display()));
+                    }
+                }
+                NodeKind::Symlink { target } => match std::fs::read_link(&p) {
+                    Ok(t) if t.as_os_str().as_encoded_bytes() == target.as_slice() => {
+                        out.links += 1;
+                    }
+                    Ok(_) => out
+                        .mismatches
+                        .push(format!("{}: link target differs", p.display())),
+                    Err(e) => out.mismatches.push(format!("{}: {e}", p.display())),
+                },
+                NodeKind::File { size, content } => match compare_file(vault, &p, *size, content) {
+                    Ok(None) => {
+                        out.files += 1;
+                        out.bytes += size;
+                    }
+                    Ok(Some(why)) => out.mismatches.push(format!("{}: {why}", p.display())),
+                    Err(e) => out.mismatches.push(format!("{}: {e}", p.display())),
+                },
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Read `path` back and compare it with the chunks `content` (`size` bytes in all): None when
+/// it is the same, else why not.
+fn compare_file(
+    vault: &Vault,
+    path: &Path,
+    size: u64,
+    content: &[Id],
+) -> std::io::Result<Option<String>> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len != size {
+        return Ok(Some(format!("{len} bytes, the point has {size}")));
+    }
+    let mut buf = Vec::new();
+    for (i, id) in content.iter().enumerate() {
+        let Some(n) = vault.blob_len(id) else {
+            return Ok(Some(format!(
+                "chunk {i} ({}) is not in the index",
+                id.short()
+            )));
+        };
+        buf.clear();
+        (&mut f).take(n).read_to_end(&mut buf)?;
+        if buf.len() as u64 != n || vault.blob_id(&buf) != *id {
+            return Ok(Some(format!("chunk {i} differs from the point")));
+        }
+    }
+    Ok(None)
+}
+
+/// Remove scratch folders in `base` left by restore tests whose process is gone.
+pub fn sweep_leftovers(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(SCRATCH_PREFIX)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// At most this much of a command's output goes into its check's detail.
+const OUTPUT_LIMIT: usize = 4096;
+
+fn run_check(check: &Check, target: &Target, m: &Manifest, restored: bool) -> CheckResult {
+    let t = Instant::now();
+    let (name, result) = match check {
+        Check::Sql(q) => (format!("sql: {q}"), sql_check(target, q, restored)),
+        Check::RowCounts(_) => (
+            "row_counts".to_string(),
+            row_counts_check(target, m, restored),
+        ),
+        Check::Command(line) => (format!("command: {line}"), command_check(target, line)),
+    };
+    let (passed, detail) = match result {
+        Ok(d) => (true, d),
+        Err(d) => (false, d),
+    };
+    CheckResult {
+        check: name,
+        passed,
+        detail,
+        seconds: t.elapsed().as_secs_f64(),
+    }
+}
+
+fn sqlite_target(target: &Target, restored: bool) -> std::result::Result<&Path, String> {
+    match target {
+        Target::Sqlite(p) if restored => Ok(p),
+        Target::Sqlite(_) => Err("the database was not restored".into()),
+        Target::Dir(_) => Err("a SQL check needs a database point (this one holds files)".into()),
+    }
+}
+
+fn sql_check(target: &Target, q: &str, restored: bool) -> std::result::Result<String, String> {
+    let db = sqlite_target(target, restored)?;
+    let v = sqlite::query_value(db, q).map_err(|e| e.to_string())?;
+    if sqlite::is_true(&v) {
+        Ok(format!("returned {v}"))
+    } else {
+        Err(format!("returned {v}, not true"))
+    }
+}
+
+fn row_counts_check(
+    target: &Target,
+    m: &Manifest,
+    restored: bool,
+) -> std::result::Result<String, String> {
+    let db = sqlite_target(target, restored)?;
+    let recorded = m
+        .source
+        .facts
+        .get(sqlite::ROW_COUNTS_FACT)
+        .ok_or("the point recorded no row counts (it was written by an older holdfast)")?;
+    let want: BTreeMap<String, u64> =
+        serde_json::from_str(recorded).map_err(|e| format!("the recorded row counts: {e}"))?;
+    let (json, schema) = sqlite::snapshot_facts(db).map_err(|e| e.to_string())?;
+    let got: BTreeMap<String, u64> = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    let mut diffs = Vec::new();
+    for name in want
+        .keys()
+        .chain(got.keys().filter(|k| !want.contains_key(*k)))
+    {
+        match (want.get(name), got.get(name)) {
+            (Some(w), Some(g)) if w == g => {}
+            (Some(w), Some(g)) => diffs.push(format!("{name}: {g} rows, {w} at backup")),
+            (Some(_), None) => diffs.push(format!("{name}: missing")),
+            (None, _) => diffs.push(format!("{name}: not in the backup")),
+        }
+    }
+    if let Some(fp) = m.source.facts.get(sqlite::SCHEMA_FACT)
+        && *fp != schema
+    {
+        diffs.push("the schema differs from the one recorded at backup".into());
+    }
+    if diffs.is_empty() {
+        let rows: u64 = got.values().sum();
+        Ok(format!("{} tables, {rows} rows, as at backup", got.len()))
+    } else {
+        Err(summarize(&diffs))
+    }
+}
+
+fn command_check(target: &Target, line: &str) -> std::result::Result<String, String> {
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c").arg(line).stdin(std::process::Stdio::null());
+    holdfast_sources::child_env::for_program(&mut cmd);
+    match target {
+        Target::Dir(d) => cmd.env("HOLDFAST_RESTORE_DIR", d),
+        Target::Sqlite(p) => cmd.env("HOLDFAST_RESTORE_DB", p),
+    };
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run /bin/sh: {e}"))?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let mut text = text.trim().to_string();
+    if text.len() > OUTPUT_LIMIT {
+        let mut cut = OUTPUT_LIMIT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    if out.status.success() {
+        Ok(if text.is_empty() {
+            "exit 0".into()
+        } else {
+            text
+        })
+    } else {
+        Err(format!(
+            "{}{}",
+            out.status,
+            if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {text}")
+            }
+        ))
+    }
+}
