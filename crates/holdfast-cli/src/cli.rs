@@ -150,7 +150,7 @@ pub struct JobsArgs {
     /// Only this state (created, running, completed, partial, failed, expired, aborted).
     #[arg(long)]
     pub state: Option<String>,
-    /// Only this kind (backup, copy, retention, prune, verify, restore).
+    /// Only this kind (backup, copy, retention, prune, verify, restore, restore_test).
     #[arg(long)]
     pub kind: Option<String>,
     /// Only jobs created since (RFC 3339, or a duration back from now such as 24h).

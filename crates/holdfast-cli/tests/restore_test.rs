@@ -7,16 +7,6 @@ mod common;
 
 use common::*;
 
-fn sqlite_db(path: &std::path::Path, rows: u32) {
-    let c = rusqlite::Connection::open(path).unwrap();
-    c.execute_batch("CREATE TABLE IF NOT EXISTS orders(id INTEGER PRIMARY KEY, total REAL);")
-        .unwrap();
-    for i in 0..rows {
-        c.execute("INSERT INTO orders(total) VALUES (?1)", [f64::from(i)])
-            .unwrap();
-    }
-}
-
 /// A plan with resources `app-db` (SQLite) and `docs` (files) in one category copied to `dr`,
 /// and restore test `nightly` with `checks`.
 fn plan(env: &Env, checks: &str, extra: &str) -> std::path::PathBuf {
@@ -82,14 +72,6 @@ fn back_up_all(env: &Env, plan: &str) {
         "--state-dir",
         state.to_str().unwrap(),
     ]);
-}
-
-fn scratch_left(tmp: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(tmp)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("holdfast-"))
-        .collect()
 }
 
 fn setup() -> (Env, std::path::PathBuf) {
@@ -247,4 +229,154 @@ fn a_test_that_cannot_run_is_an_error_and_plan_check_names_bad_tests() {
         "{}",
         stderr(&o)
     );
+}
+
+/// As root the scratch server runs as `postgres`, which must reach the folder it is made in.
+fn open_to_postgres(env: &Env, dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut p = dir.to_path_buf();
+    let root = env.path("");
+    loop {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o711)).unwrap();
+        if p == root || !p.pop() || !p.starts_with(&root) {
+            break;
+        }
+    }
+}
+
+#[test]
+fn a_postgres_restore_test_runs_in_a_scratch_server_with_amcheck_sql_and_row_counts() {
+    let Some(src) = holdfast_testkit::pg::PgCluster::start() else {
+        return;
+    };
+    src.psql("postgres", "CREATE DATABASE app");
+    let init = std::process::Command::new(src.tool("pgbench"))
+        .args(src.conn_args())
+        .args(["-i", "-s", "1", "-q", "app"])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let (env, tmp) = setup();
+    open_to_postgres(&env, &tmp);
+    let psql = src.tool("psql");
+    let p = plan(
+        &env,
+        r#"{ row_counts = "match" }"#,
+        &format!(
+            r#"
+[resources.pg]
+kind = "postgres"
+category = "critical_data"
+url = "{url}"
+
+[restore_tests.pg-smoke]
+resources = ["pg"]
+checks = [
+  {{ sql = "select count(*) = 100000 from pgbench_accounts" }},
+  {{ row_counts = "match" }},
+  {{ command = "test \"$PGDATABASE\" = app && {psql} -tAc 'select count(*) from pgbench_branches' | grep -qx 1" }},
+]
+"#,
+            url = src.url("postgres"),
+            psql = psql.display()
+        ),
+    );
+    let plan_arg = p.to_str().unwrap();
+    back_up_all(&env, plan_arg);
+    // The facts of the dump's snapshot are in the point.
+    let pts = env.json(&["points"]);
+    let pg = pts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["source"]["kind"] == "postgres")
+        .unwrap();
+    let counts: serde_json::Value =
+        serde_json::from_str(pg["source"]["facts"]["row_counts"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        counts["app"]["public.pgbench_accounts"], 100_000,
+        "{counts}"
+    );
+    assert_eq!(counts["app"]["public.pgbench_branches"], 1, "{counts}");
+
+    // The whole nightly test: SQLite, files and PostgreSQL, built-in checks and row counts.
+    let j = env.json(&["restore-test", "run", "nightly", "--plan", plan_arg]);
+    assert_eq!(j["passed"], true, "{j:#}");
+    let r = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "postgres")
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pg_restore", "pg_amcheck", "row_counts"], "{r:#}");
+    let rc = r["checks"][2]["detail"].as_str().unwrap();
+    assert!(
+        rc.starts_with("2 database(s), 4 tables, 100011 rows, as at backup, schema as at backup"),
+        "{rc}"
+    );
+    let phase = |n: &str| {
+        r["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap()["seconds"]
+            .as_f64()
+            .unwrap()
+    };
+    let rto = r["rto_seconds"].as_f64().unwrap();
+    assert!(rto >= phase("start") + phase("restore"), "{r:#}");
+    assert!(scratch_left(&tmp).is_empty(), "{:?}", scratch_left(&tmp));
+    let left = processes(|c| c.contains(&*tmp.to_string_lossy()));
+    assert!(left.is_empty(), "{left:?}");
+
+    // SQL and command checks in the scratch server.
+    let j = env.json(&["restore-test", "run", "pg-smoke", "--plan", plan_arg]);
+    assert_eq!(j["passed"], true, "{j:#}");
+    let checks = j["results"][0]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 5, "{j:#}");
+    assert_eq!(checks[2]["detail"], "app: returned t");
+
+    // Wrong data fails the test with the check named, and still leaves nothing behind.
+    let failing = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("count(*) = 100000", "count(*) = 99999")
+        .replace("grep -qx 1", "grep -qx 2");
+    std::fs::write(&p, failing).unwrap();
+    let o = env.run(&[
+        "--json",
+        "restore-test",
+        "run",
+        "pg-smoke",
+        "--plan",
+        plan_arg,
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let failed: Vec<&str> = j["results"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed.len(), 2, "{j:#}");
+    assert!(
+        failed[0].starts_with("sql: ") && failed[1].starts_with("command: "),
+        "{failed:?}"
+    );
+    assert!(scratch_left(&tmp).is_empty(), "{:?}", scratch_left(&tmp));
+    let left = processes(|c| c.contains(&*tmp.to_string_lossy()));
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -288,6 +288,20 @@ fn postgres_logical_backup_under_writes_restores_into_a_fresh_cluster() {
     let history_at_snapshot = dst.psql("app", "SELECT count(*) FROM pgbench_history");
     let history_now = src.psql("app", "SELECT count(*) FROM pgbench_history");
     assert!(history_at_snapshot.parse::<u64>().unwrap() <= history_now.parse::<u64>().unwrap());
+    // The row counts recorded in the point were taken in the dump's snapshot: they equal what
+    // was restored, though the source was written to all along.
+    let counts: serde_json::Value =
+        serde_json::from_str(facts["row_counts"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        counts["app"]["public.pgbench_history"].to_string(),
+        history_at_snapshot,
+        "{counts}"
+    );
+    assert_eq!(counts["app"]["public.pgbench_accounts"], 200_000);
+    assert_eq!(counts["shop eu"]["public.orders"], 5000);
+    let schemas: serde_json::Value =
+        serde_json::from_str(facts["schema_blake3"].as_str().unwrap()).unwrap();
+    assert_eq!(schemas["app"].as_str().unwrap().len(), 64, "{schemas}");
     // Restoring again into the now non-empty database is refused; --as-database works.
     let r = env.run(&[
         "restore",

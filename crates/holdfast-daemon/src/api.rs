@@ -81,6 +81,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/resources/{name}/run", post(run))
         .route("/api/v1/vaults", get(vaults))
         .route("/api/v1/vaults/{name}/verify", post(verify))
+        .route("/api/v1/restore-tests/{name}/run", post(restore_test))
         .route("/api/v1/notifications", get(notifications))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn(limit_body))
@@ -392,12 +393,12 @@ async fn points(
 /// Start a job now: 202 with its id — or with the id of the same work already queued or
 /// running, which is not queued again — 404 when `known` is false, 503 while draining.
 /// `start` records the job and launches it unless one is in flight: (job, newly queued).
-fn start_now(
+fn start_now<E: std::fmt::Display>(
     api: &Api,
     headers: &HeaderMap,
     known: bool,
     unknown: &str,
-    start: impl FnOnce() -> Result<(i64, bool), crate::catalog::CatalogError>,
+    start: impl FnOnce() -> Result<(i64, bool), E>,
 ) -> Response {
     if let Err(r) = authorized(api, headers) {
         return r;
@@ -444,6 +445,21 @@ async fn verify(State(api): State<Api>, headers: HeaderMap, Path(name): Path<Str
     start_now(&api, &headers, known, "no such vault in the plan", || {
         api.rt.request_verify(&name, "api")
     })
+}
+
+async fn restore_test(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let known = api.rt.plan().resolved.restore_tests.contains_key(&name);
+    start_now(
+        &api,
+        &headers,
+        known,
+        "no such restore test in the plan",
+        || api.rt.request_restore_test(&name, "api"),
+    )
 }
 
 #[derive(Deserialize)]

@@ -17,8 +17,10 @@ use serde::Serialize;
 use crate::job::{JobKind, JobState};
 
 mod outbox;
+mod restore_tests;
 use outbox::enqueue;
 pub use outbox::{OutboxRecord, OutboxRow, Outgoing};
+pub use restore_tests::TestResult;
 
 /// A catalog error.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,9 @@ pub struct JobRecord {
     pub progress_bytes: Option<u64>,
     /// The operation's report (its `--json` document; docs/schema/), once it is done.
     pub report: Option<serde_json::Value>,
+    /// The restore test a `restore_test` job belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
 }
 
 /// Which jobs to list.
@@ -113,6 +118,8 @@ pub struct Filter {
     pub kind: Option<JobKind>,
     /// Created at or after (Unix ns).
     pub since_ns: Option<i64>,
+    /// Only jobs of this restore test.
+    pub test: Option<String>,
     /// At most this many, newest first (0: all).
     pub limit: usize,
 }
@@ -138,6 +145,9 @@ impl Filter {
         if let Some(k) = self.kind {
             eq("kind", k.as_str().to_string().into());
         }
+        if let Some(t) = &self.test {
+            eq("test", t.clone().into());
+        }
         if !self.states.is_empty() {
             let marks = vec!["?"; self.states.len()].join(", ");
             sql.push_str(&format!(" AND state IN ({marks})"));
@@ -158,8 +168,9 @@ pub struct Catalog {
     path: PathBuf,
 }
 
-/// Version 2 added the notification outbox; version 3 the jobs' progress and reports.
-const SCHEMA_VERSION: i64 = 3;
+/// Version 2 added the notification outbox; version 3 the jobs' progress and reports;
+/// version 4 the restore test a job belongs to.
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -181,7 +192,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     parent INTEGER REFERENCES jobs(id),
     pid INTEGER,
     progress_bytes INTEGER,
-    report TEXT
+    report TEXT,
+    test TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_resource ON jobs(resource, kind, created_ns);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
@@ -334,8 +346,12 @@ impl Catalog {
             });
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
-        // Version 3: columns a version-2 catalog's jobs table lacks.
-        for (column, ty) in [("progress_bytes", "INTEGER"), ("report", "TEXT")] {
+        // Versions 3 and 4: columns an older catalog's jobs table lacks.
+        for (column, ty) in [
+            ("progress_bytes", "INTEGER"),
+            ("report", "TEXT"),
+            ("test", "TEXT"),
+        ] {
             let has: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = ?1",
@@ -544,7 +560,7 @@ impl Catalog {
             let sql = format!(
                 "SELECT id, kind, resource, vault, state, trigger, scheduled_ns, created_ns,
                  started_ns, ended_ns, attempts, bytes_added, point, point_ns, message, parent,
-                 progress_bytes, report
+                 progress_bytes, report, test
                  FROM jobs WHERE {cond} ORDER BY id DESC LIMIT ?"
             );
             let mut args = args;
@@ -577,6 +593,7 @@ impl Catalog {
                     (
                         r.get::<_, Option<i64>>(16)?,
                         r.get::<_, Option<String>>(17)?,
+                        r.get::<_, Option<String>>(18)?,
                     ),
                 ))
             })?;
@@ -585,7 +602,7 @@ impl Catalog {
         rows.into_iter()
             .map(|r| {
                 let (point, point_ns, message, parent) = r.12;
-                let (progress, report) = r.13;
+                let (progress, report, test) = r.13;
                 Ok(JobRecord {
                     id: r.0,
                     kind: kind_of(&r.1).ok_or_else(|| CatalogError::Corrupt {
@@ -611,6 +628,7 @@ impl Catalog {
                     parent,
                     progress_bytes: progress.map(|b| b.max(0) as u64),
                     report: report.and_then(|t| serde_json::from_str(&t).ok()),
+                    test,
                 })
             })
             .collect()

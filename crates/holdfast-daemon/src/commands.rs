@@ -477,3 +477,13 @@ pub fn restore_test(loaded: &LoadedPlan, name: &str) -> Result<Vec<TestRun>, Pre
     }
     Ok(out)
 }
+
+/// The worker step of one resource's restore test (from `run.vault`).
+pub fn restore_test_step(exe: &Path, plan: &Plan, run: &TestRun) -> Result<Step, PrepareError> {
+    step(
+        exe,
+        plan,
+        &run.vault,
+        Request::RestoreTest(run.request.clone()),
+    )
+}

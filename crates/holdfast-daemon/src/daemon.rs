@@ -81,6 +81,9 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    // Scratch targets (folders, servers, check commands) of restore tests a killed worker or
+    // daemon left behind: gone before anything answers or runs.
+    holdfast_ops::restore_test::sweep_leftovers(&std::env::temp_dir());
     let addr = plan.settings.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -101,14 +104,6 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), DaemonError> {
         plan.plan.resources.len(),
         rt.catalog.path().display()
     );
-    for (name, t) in &plan.resolved.restore_tests {
-        if t.schedule.is_some() {
-            tracing::warn!(
-                "restore test {name:?} has a schedule, but this daemon does not run restore \
-                 tests yet: run `holdfast restore-test run {name}` from cron (docs/restore-tests.md)"
-            );
-        }
-    }
     let aborted = rt.catalog.abort_unfinished(started)?;
     for j in &aborted {
         tracing::warn!(

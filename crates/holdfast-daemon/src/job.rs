@@ -18,17 +18,22 @@ pub enum JobKind {
     Verify,
     /// Restore a point.
     Restore,
+    /// Restore a point into a throwaway target and check it (one resource of a restore
+    /// test).
+    #[serde(rename = "restore_test")]
+    RestoreTest,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::Backup,
         JobKind::Copy,
         JobKind::Retention,
         JobKind::Prune,
         JobKind::Verify,
         JobKind::Restore,
+        JobKind::RestoreTest,
     ];
 
     /// Its name.
@@ -40,6 +45,7 @@ impl JobKind {
             JobKind::Prune => "prune",
             JobKind::Verify => "verify",
             JobKind::Restore => "restore",
+            JobKind::RestoreTest => "restore_test",
         }
     }
 }

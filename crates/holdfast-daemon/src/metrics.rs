@@ -8,6 +8,10 @@
 //! `holdfast_jobs` (jobs in the catalog). Per vault (label `vault`):
 //! `holdfast_vault_last_verify_timestamp_seconds`,
 //! `holdfast_vault_last_clean_verify_timestamp_seconds`, `holdfast_vault_verify_ok`.
+//! Per restore test and resource (labels `test`, `resource`, `vault`):
+//! `holdfast_restore_test_last_success_timestamp_seconds`,
+//! `holdfast_restore_test_last_rto_seconds` (the measured RTO of the newest finished run),
+//! `holdfast_restore_test_passed` (1 when the newest finished run passed).
 //! `holdfast_notifications_pending` (notifications queued in the outbox, not delivered yet),
 //! `holdfast_points_refreshes` (`holdfast points` children started for the API since
 //! the daemon started) and `holdfast_daemon_start_time_seconds`.
@@ -35,12 +39,61 @@ struct VaultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TestLabels {
+    test: String,
+    resource: String,
+    vault: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
     kind: String,
     state: String,
 }
 
 type FGauge = Gauge<f64, AtomicU64>;
+
+/// The restore tests' gauges, from each (test, resource)'s newest finished job.
+fn restore_tests(rt: &Runtime, reg: &mut Registry) {
+    let fam = || Family::<TestLabels, FGauge>::default();
+    let (success, rto, passed) = (fam(), fam(), fam());
+    for t in rt.catalog.test_results().unwrap_or_default() {
+        let j = &t.last;
+        let l = TestLabels {
+            test: j.test.clone().unwrap_or_default(),
+            resource: j.resource.clone(),
+            vault: j.vault.clone(),
+        };
+        if let Some(ns) = t.last_success_ns {
+            success.get_or_create(&l).set(ns as f64 / 1e9);
+        }
+        if let Some(s) = j
+            .report
+            .as_ref()
+            .and_then(|r| r.get("rto_seconds"))
+            .and_then(serde_json::Value::as_f64)
+        {
+            rto.get_or_create(&l).set(s);
+        }
+        let ok = j.state == crate::job::JobState::Completed;
+        passed.get_or_create(&l).set(if ok { 1.0 } else { 0.0 });
+    }
+    reg.register(
+        "holdfast_restore_test_last_success_timestamp_seconds",
+        "End of the newest passing run of the restore test against the resource (Unix time)",
+        success,
+    );
+    reg.register(
+        "holdfast_restore_test_last_rto_seconds",
+        "Measured recovery time of the newest finished run of the restore test",
+        rto,
+    );
+    reg.register(
+        "holdfast_restore_test_passed",
+        "1 when the newest finished run of the restore test passed, 0 otherwise",
+        passed,
+    );
+}
 
 /// Render the metrics.
 pub fn render(rt: &Runtime, now_ns: i64, started_ns: i64) -> String {
@@ -140,6 +193,7 @@ pub fn render(rt: &Runtime, now_ns: i64, started_ns: i64) -> String {
         "1 when the newest finished verify of the vault found no problem, 0 otherwise",
         ok,
     );
+    restore_tests(rt, &mut reg);
     let pending = Gauge::<i64>::default();
     pending.set(rt.catalog.outbox_pending().unwrap_or(0));
     reg.register(

@@ -27,9 +27,11 @@ mod backup;
 mod reconcile;
 mod record;
 mod restore;
+mod restore_test;
 mod verify;
 
 pub use restore::{RestoreOutcome, RestoreRequest};
+pub use restore_test::TestJobs;
 pub use verify::{VAULT_WIDE, damage_summary};
 
 /// What runs jobs: the binary, the catalog, the plan, the limits, and the shutdown flags.
@@ -63,6 +65,7 @@ pub struct Runtime {
 enum Work {
     Run(String),
     Verify(String),
+    RestoreTest(String),
 }
 
 /// A run or verify counted as queued or running until it is dropped.
@@ -274,6 +277,8 @@ impl Runtime {
         match work {
             Work::Run(r) => self.spawn_run_registered(job, r, None, reg),
             Work::Verify(v) => self.spawn_verify_registered(job, v, None, reg),
+            // Restore tests are requested through `request_restore_test`.
+            Work::RestoreTest(_) => drop(reg),
         }
         Ok((job, true))
     }

@@ -1,4 +1,4 @@
-//! The scheduler: every task's (a resource's run, a vault's verify) next due time from its
+//! The scheduler: every task's (a resource's run, a vault's verify, a restore test) next due time from its
 //! cron schedule; what runs when it is due; the catch-up decision at start-up; recomputed due
 //! times on a plan reload; the RPO watch.
 //!
@@ -76,13 +76,15 @@ impl Scheduler {
     }
 }
 
-/// What the scheduler runs: a resource's backup, or a vault's verify.
+/// What the scheduler runs: a resource's backup, a vault's verify, or a restore test.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Task {
     /// A resource's run (backup, copies, retention).
     Backup(String),
     /// A vault's verify.
     Verify(String),
+    /// A restore test (every resource it covers).
+    RestoreTest(String),
 }
 
 /// Next due time per task, keyed with the schedule expression that produced it.
@@ -92,6 +94,11 @@ fn schedule_of<'p>(plan: &'p LoadedPlan, t: &Task) -> Option<&'p Schedule> {
     match t {
         Task::Backup(r) => plan.schedule_of(r),
         Task::Verify(v) => plan.verify_of(v).map(|x| &x.schedule),
+        Task::RestoreTest(t) => plan
+            .resolved
+            .restore_tests
+            .get(t)
+            .and_then(|x| x.schedule.as_ref()),
     }
 }
 
@@ -104,7 +111,13 @@ fn schedule_key(plan: &LoadedPlan, t: &Task) -> String {
 fn tasks(plan: &LoadedPlan) -> Vec<Task> {
     let backups = plan.plan.resources.keys().cloned().map(Task::Backup);
     let verifies = plan.resolved.verifies.keys().cloned().map(Task::Verify);
-    backups.chain(verifies).collect()
+    let tests = plan
+        .resolved
+        .restore_tests
+        .iter()
+        .filter(|(_, t)| t.schedule.is_some())
+        .map(|(n, _)| Task::RestoreTest(n.clone()));
+    backups.chain(verifies).chain(tests).collect()
 }
 
 fn instant_of(rt: &Runtime, ns: i64) -> Instant {
@@ -122,6 +135,11 @@ fn start_window(plan: &LoadedPlan, t: &Task) -> Duration {
             .rules_of(r)
             .map_or(holdfast_plan::DEFAULT_START_WINDOW, |c| c.start_window),
         Task::Verify(v) => plan.verify_start_window(v),
+        Task::RestoreTest(t) => plan
+            .resolved
+            .restore_tests
+            .get(t)
+            .map_or(holdfast_plan::DEFAULT_START_WINDOW, |x| x.start_window),
     }
 }
 
@@ -143,6 +161,10 @@ fn launch(rt: &Arc<Runtime>, plan: &LoadedPlan, t: &Task, trigger: &str, schedul
                 rt.spawn_verify(job, v.clone(), by);
             }
         }
+        Task::RestoreTest(t) => match rt.create_restore_test(t, trigger, Some(scheduled)) {
+            Ok(jobs) => rt.spawn_restore_test(jobs, t.clone(), by),
+            Err(e) => tracing::error!("restore test {t:?} not started: {e}"),
+        },
     }
 }
 
@@ -156,6 +178,7 @@ fn initial(rt: &Arc<Runtime>, plan: &LoadedPlan, now: i64) -> Due {
         let last = match &t {
             Task::Backup(r) => rt.catalog.last_scheduled(r),
             Task::Verify(v) => rt.catalog.last_scheduled_verify(v),
+            Task::RestoreTest(t) => rt.catalog.last_scheduled_test(t),
         }
         .ok()
         .flatten();
@@ -184,6 +207,7 @@ fn initial(rt: &Arc<Runtime>, plan: &LoadedPlan, now: i64) -> Due {
                 match &t {
                     Task::Backup(r) => rt.expire(r, latest, &why),
                     Task::Verify(v) => rt.expire_verify(v, latest, &why),
+                    Task::RestoreTest(n) => rt.expire_restore_test(n, latest, &why),
                 }
             }
         }
@@ -210,10 +234,11 @@ fn reload(rt: &Arc<Runtime>, path: &Path, due: &mut Due) {
                 }
             }
             tracing::info!(
-                "plan {} reloaded: {} resource(s), {} vault verify schedule(s)",
+                "plan {} reloaded: {} resource(s), {} vault verify schedule(s), {} restore test(s)",
                 path.display(),
                 p.plan.resources.len(),
-                p.resolved.verifies.len()
+                p.resolved.verifies.len(),
+                p.resolved.restore_tests.len()
             );
             rt.replace_plan(p);
         }

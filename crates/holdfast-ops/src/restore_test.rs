@@ -11,10 +11,14 @@
 //! - `sqlite`: the database is restored to a file in the folder and `PRAGMA
 //!   integrity_check` must say `ok`; `row_counts` compares exact row counts per table with
 //!   the ones recorded at backup time, and the schema fingerprint with the recorded one.
+//! - `postgres` (logical): a scratch server is started in the folder (phase `start`), every
+//!   database restored into it (`pg_restore`), and `pg_amcheck` checks every table and B-tree
+//!   index; `row_counts` compares with the counts and schema taken in the dump's snapshot.
 //!
-//! User checks: `sql` (SQLite points: the query must return a true value), `command` (run by
-//! `/bin/sh -c` with the target in `HOLDFAST_RESTORE_DIR` / `HOLDFAST_RESTORE_DB`; it must
-//! exit 0), `row_counts`. The report times each phase, measures the RTO (the wall time from
+//! User checks: `sql` (database points: the query must return a true value; PostgreSQL: in
+//! every restored database but `postgres`), `command` (run by `/bin/sh -c` with the target in
+//! `HOLDFAST_RESTORE_DIR` / `HOLDFAST_RESTORE_DB`, or `PGHOST`, `PGPORT`, `PGUSER`,
+//! `PGPASSWORD`, `PGDATABASE`; it must exit 0), `row_counts`. The report times each phase, measures the RTO (the wall time from
 //! the start of the test to the end of its checks) against the objective, and the RPO at test
 //! time (the point's age) against the category's.
 
@@ -32,6 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Context;
 use crate::restore::{RestoreReport, RestoreRequest, RestoreTarget, restore};
+
+mod postgres;
 
 /// The prefix of every scratch folder a restore test makes in the temporary directory.
 pub const SCRATCH_PREFIX: &str = "holdfast-restore-test-";
@@ -237,9 +243,18 @@ pub fn run(
             });
             Target::Dir(dir)
         }
+        "postgres" => Target::Postgres(Box::new(postgres::prepare(
+            ctx,
+            vault,
+            &id,
+            scratch.path(),
+            &mut phases,
+            &mut checks,
+        )?)),
         other => {
             return Err(Error::Unsupported(format!(
-                "restore tests of {other} points are not supported yet (files and sqlite are)"
+                "restore tests of {other} points are not supported yet (files, sqlite and \
+                 postgres are)"
             )));
         }
     };
@@ -249,6 +264,7 @@ pub fn run(
         checks.push(run_check(
             check,
             &target,
+            scratch.path(),
             &m,
             checks.first().is_some_and(|b| b.passed),
         ));
@@ -256,6 +272,8 @@ pub fn run(
     phases.push(phase("checks", c));
     let rto = start.elapsed().as_secs_f64();
     let c = Instant::now();
+    // A scratch server stops before its folder goes.
+    drop(target);
     let cleaned = scratch.close();
     phases.push(phase("cleanup", c));
     if let Err(e) = cleaned {
@@ -287,6 +305,7 @@ pub fn run(
 enum Target {
     Dir(PathBuf),
     Sqlite(PathBuf),
+    Postgres(Box<postgres::PgTarget>),
 }
 
 fn request(id: &Id, target: RestoreTarget) -> RestoreRequest {
@@ -452,9 +471,49 @@ pub fn sweep_leftovers(base: &Path) {
             continue;
         };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        let alive = pid.is_some_and(running);
         if !alive {
+            kill_marked(&e.path());
+            // A scratch server the dead test started, if it still runs.
+            holdfast_sources::pg_scratch::stop_leftover(&e.path().join("pg").join("data"));
             let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Whether process `pid` runs (exists and is not a zombie: a killed test whose parent died
+/// too may stay one where nothing reaps orphans).
+fn running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) S …`: the state follows the last `)` (comm may hold parentheses).
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// Kill every process whose environment marks it as a check of the scratch folder `dir`
+/// ([`SCRATCH_ENV`]): what a killed test's command left running.
+fn kill_marked(dir: &Path) {
+    let mut mark = format!("{SCRATCH_ENV}=").into_bytes();
+    mark.extend_from_slice(dir.as_os_str().as_bytes());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(p.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|v| v == mark.as_slice()) {
+            // SAFETY: kill(2) with a pid read from /proc; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
         }
     }
 }
@@ -462,15 +521,44 @@ pub fn sweep_leftovers(base: &Path) {
 /// At most this much of a command's output goes into its check's detail.
 const OUTPUT_LIMIT: usize = 4096;
 
-fn run_check(check: &Check, target: &Target, m: &Manifest, restored: bool) -> CheckResult {
+/// `text`, cut to [`OUTPUT_LIMIT`] bytes (on a character boundary, marked with `…`).
+fn clip(text: &str) -> String {
+    let mut text = text.to_string();
+    if text.len() > OUTPUT_LIMIT {
+        let mut cut = OUTPUT_LIMIT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+fn run_check(
+    check: &Check,
+    target: &Target,
+    scratch: &Path,
+    m: &Manifest,
+    restored: bool,
+) -> CheckResult {
     let t = Instant::now();
-    let (name, result) = match check {
-        Check::Sql(q) => (format!("sql: {q}"), sql_check(target, q, restored)),
-        Check::RowCounts(_) => (
-            "row_counts".to_string(),
-            row_counts_check(target, m, restored),
-        ),
-        Check::Command(line) => (format!("command: {line}"), command_check(target, line)),
+    let (name, result) = match (check, target) {
+        (Check::Sql(q), Target::Postgres(p)) => (format!("sql: {q}"), postgres::sql(p, q)),
+        (Check::RowCounts(_), Target::Postgres(p)) => {
+            ("row_counts".to_string(), postgres::row_counts(p, m))
+        }
+        _ => match check {
+            Check::Sql(q) => (format!("sql: {q}"), sql_check(target, q, restored)),
+            Check::RowCounts(_) => (
+                "row_counts".to_string(),
+                row_counts_check(target, m, restored),
+            ),
+            Check::Command(line) => (
+                format!("command: {line}"),
+                command_check(target, scratch, line),
+            ),
+        },
     };
     let (passed, detail) = match result {
         Ok(d) => (true, d),
@@ -489,6 +577,7 @@ fn sqlite_target(target: &Target, restored: bool) -> std::result::Result<&Path, 
         Target::Sqlite(p) if restored => Ok(p),
         Target::Sqlite(_) => Err("the database was not restored".into()),
         Target::Dir(_) => Err("a SQL check needs a database point (this one holds files)".into()),
+        Target::Postgres(_) => Err("not a SQLite database".into()),
     }
 }
 
@@ -542,28 +631,32 @@ fn row_counts_check(
     }
 }
 
-fn command_check(target: &Target, line: &str) -> std::result::Result<String, String> {
+/// The variable that marks a check's processes with their test's scratch folder, so the
+/// sweep of a dead test's folder finds what it left running.
+pub const SCRATCH_ENV: &str = "HOLDFAST_RESTORE_SCRATCH";
+
+fn command_check(
+    target: &Target,
+    scratch: &Path,
+    line: &str,
+) -> std::result::Result<String, String> {
     let mut cmd = std::process::Command::new("/bin/sh");
     cmd.arg("-c").arg(line).stdin(std::process::Stdio::null());
     holdfast_sources::child_env::for_program(&mut cmd);
+    // A test that is killed takes its check with it.
+    holdfast_sources::child_env::die_with_parent(&mut cmd, libc::SIGKILL);
+    cmd.env(SCRATCH_ENV, scratch);
     match target {
         Target::Dir(d) => cmd.env("HOLDFAST_RESTORE_DIR", d),
         Target::Sqlite(p) => cmd.env("HOLDFAST_RESTORE_DB", p),
+        Target::Postgres(p) => cmd.envs(p.env()),
     };
     let out = cmd
         .output()
         .map_err(|e| format!("cannot run /bin/sh: {e}"))?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let mut text = text.trim().to_string();
-    if text.len() > OUTPUT_LIMIT {
-        let mut cut = OUTPUT_LIMIT;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
+    let text = clip(text.trim());
     if out.status.success() {
         Ok(if text.is_empty() {
             "exit 0".into()

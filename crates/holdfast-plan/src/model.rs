@@ -224,7 +224,7 @@ impl Kind {
     /// Whether a restore test's `sql` and `row_counts` checks run against its points (their
     /// scratch target is a database holdfast can query).
     pub fn queryable(self) -> bool {
-        matches!(self, Kind::Sqlite)
+        matches!(self, Kind::Sqlite | Kind::Postgres)
     }
 
     /// Its name in the plan.
@@ -335,6 +335,10 @@ pub struct RestoreTest {
     pub checks: Vec<Spanned<TestCheck>>,
     /// The recovery time objective (default: each resource's category RTO).
     pub max_rto: Option<Spanned<String>>,
+    /// How long after its scheduled time a daemon's run may still start (default 1h).
+    pub start_window: Option<Spanned<String>>,
+    /// How long one resource's test may run before it is stopped (default: none).
+    pub completion_window: Option<Spanned<String>>,
 }
 
 /// One check of a restore test: exactly one key.

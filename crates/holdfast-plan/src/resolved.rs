@@ -269,6 +269,10 @@ pub struct RestoreTestRules {
     pub checks: Vec<TestCheckRule>,
     /// The RTO it is held to (None: each resource's category RTO).
     pub max_rto: Option<Duration>,
+    /// How late after its scheduled time a run may start.
+    pub start_window: Duration,
+    /// How long one resource's test may run before it is stopped.
+    pub completion_window: Option<Duration>,
 }
 
 impl ResolvedPlan {
@@ -424,5 +428,8 @@ fn restore_test(
         from: t.from.as_ref().map(|f| f.get_ref().clone()),
         checks,
         max_rto: duration(&owner, "max_rto", t.max_rto.as_ref())?,
+        start_window: duration(&owner, "start_window", t.start_window.as_ref())?
+            .unwrap_or(DEFAULT_START_WINDOW),
+        completion_window: duration(&owner, "completion_window", t.completion_window.as_ref())?,
     })
 }

@@ -59,6 +59,13 @@ const BROKEN: &[(&str, &str, &str, usize, &str)] = &[
         "restore test \"nightly\": resource \"catalog-dbb\" is not in the plan",
     ),
     (
+        "restore test completion window unreadable",
+        "completion_window = \"2h\"",
+        "completion_window = \"two hours\"",
+        246,
+        "completion_window",
+    ),
+    (
         "restore test testing nothing",
         "categories = [\"configuration_data\"]\n",
         "",

@@ -112,6 +112,25 @@ pub fn scrub_for(cmd: &mut Command, child: Child) -> &mut Command {
     }
 }
 
+/// Make the program started by `cmd` die with this thread's process (`PR_SET_PDEATHSIG`,
+/// with `signal`): a holdfast killed with kill -9 leaves no export, check or scratch server
+/// running. The signal is sent when the *thread* that spawned the child ends, so spawn it
+/// from a thread that outlives it (the one that waits for it).
+pub fn die_with_parent(cmd: &mut Command, signal: i32) -> &mut Command {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, signal);
+                Ok(())
+            });
+        }
+    }
+    cmd
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

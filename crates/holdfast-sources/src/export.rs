@@ -137,17 +137,7 @@ pub fn stream_child(
     let program = cmd.get_program().to_string_lossy().into_owned();
     // The export dies with us: a backup killed mid-stream (kill -9, a stopped daemon job)
     // leaves no program behind. This thread lives until the child ends, as PDEATHSIG needs.
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-    }
+    crate::child_env::die_with_parent(&mut cmd, libc::SIGTERM);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -183,6 +173,8 @@ pub struct ExportsSource {
     paths: Vec<String>,
     exports: Vec<Export>,
     facts: BTreeMap<String, String>,
+    /// Kept until the source is dropped (the snapshots PostgreSQL dumps read).
+    _held: Vec<crate::pg_facts::SnapshotHolder>,
 }
 
 impl ExportsSource {
@@ -207,7 +199,14 @@ impl ExportsSource {
             paths,
             exports,
             facts,
+            _held: Vec::new(),
         })
+    }
+
+    /// Keep these snapshot transactions open as long as the source lives.
+    pub fn holding(mut self, held: Vec<crate::pg_facts::SnapshotHolder>) -> Self {
+        self._held = held;
+        self
     }
 }
 

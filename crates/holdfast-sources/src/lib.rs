@@ -13,6 +13,8 @@ pub mod files;
 pub mod meta;
 pub mod mysql;
 pub mod pattern;
+pub mod pg_facts;
+pub mod pg_scratch;
 pub mod pitr;
 pub mod postgres;
 pub mod restore;

@@ -17,6 +17,7 @@ use holdfast_engine::{Error, Result};
 
 use crate::child_env::{self, Child};
 use crate::export::{Export, ExportsSource, run_capture};
+use crate::pg_facts::{self, SnapshotHolder};
 
 /// A PostgreSQL connection without its password.
 #[derive(Clone)]
@@ -255,22 +256,47 @@ pub fn logical_source(conn: &PgConn, databases: &[String]) -> Result<ExportsSour
         env: conn.env(),
         child: Child::Postgres,
     }];
+    // Each database's dump reads the snapshot its facts were taken in (pg_facts).
+    let mut holders = Vec::new();
+    let mut rows = BTreeMap::new();
+    let mut schemas = BTreeMap::new();
+    let mut skipped = Vec::new();
     for db in &dbs {
+        let mut args: Vec<String> = vec!["-Fc".into(), "-Z".into(), "0".into()];
+        match SnapshotHolder::open(conn, db) {
+            Ok(h) => {
+                args.push(format!("--snapshot={}", h.snapshot));
+                rows.insert(db.clone(), h.facts.rows.clone());
+                schemas.insert(db.clone(), h.facts.schema.clone());
+                holders.push(h);
+            }
+            // The dump does not depend on the facts: it runs without them (a restore test's
+            // row-count check then says the point has none).
+            Err(e) => skipped.push(format!("{db}: {e}")),
+        }
+        args.extend(["-d".into(), conn.for_db(db)]);
         exports.push(Export {
             name: format!("{}.dump", file_name_for(db)),
             program: pg_dump.clone(),
-            args: vec![
-                "-Fc".into(),
-                "-Z".into(),
-                "0".into(),
-                "-d".into(),
-                conn.for_db(db),
-            ],
+            args,
             env: conn.env(),
             child: Child::Postgres,
         });
     }
     let mut facts = BTreeMap::new();
+    if !rows.is_empty() {
+        facts.insert(
+            pg_facts::ROW_COUNTS_FACT.into(),
+            serde_json::to_string(&rows).unwrap_or_default(),
+        );
+        facts.insert(
+            pg_facts::SCHEMA_FACT.into(),
+            serde_json::to_string(&schemas).unwrap_or_default(),
+        );
+    }
+    if !skipped.is_empty() {
+        facts.insert("facts_skipped".into(), skipped.join("; "));
+    }
     facts.insert("server_version".into(), server);
     facts.insert("pg_dump_version".into(), dump_version);
     facts.insert("databases".into(), dbs.join(","));
@@ -278,7 +304,7 @@ pub fn logical_source(conn: &PgConn, databases: &[String]) -> Result<ExportsSour
         "format".into(),
         "pg_dump custom (-Fc, uncompressed), pg_dumpall --globals-only".into(),
     );
-    ExportsSource::new("postgres", vec![conn.display()], exports, facts)
+    Ok(ExportsSource::new("postgres", vec![conn.display()], exports, facts)?.holding(holders))
 }
 
 /// The file name of a database's dump in the point (database names may hold `/`).

@@ -236,7 +236,7 @@ pub fn jobs(ctx: &Ctx, a: JobsArgs) -> Result<i32> {
                 .find(|x| x.as_str() == k)
                 .ok_or_else(|| {
                     Error::Input(format!(
-                        "--kind {k:?}: use backup, copy, retention, prune, verify or restore"
+                        "--kind {k:?}: use backup, copy, retention, prune, verify, restore or restore_test"
                     ))
                 })?,
         ),
@@ -265,7 +265,7 @@ pub fn jobs(ctx: &Ctx, a: JobsArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     println!(
-        "{:>6}  {:<9}  {:<20}  {:<10}  {:<9}  {:<9}  {:<19}  {:>8}  {:>10}  {:<8}  MESSAGE",
+        "{:>6}  {:<12}  {:<20}  {:<10}  {:<9}  {:<9}  {:<19}  {:>8}  {:>10}  {:<8}  MESSAGE",
         "ID",
         "KIND",
         "RESOURCE",
@@ -283,7 +283,7 @@ pub fn jobs(ctx: &Ctx, a: JobsArgs) -> Result<i32> {
             _ => "-".into(),
         };
         println!(
-            "{:>6}  {:<9}  {:<20}  {:<10}  {:<9}  {:<9}  {:<19}  {:>8}  {:>10}  {:<8}  {}",
+            "{:>6}  {:<12}  {:<20}  {:<10}  {:<9}  {:<9}  {:<19}  {:>8}  {:>10}  {:<8}  {}{}",
             j.id,
             j.kind.as_str(),
             j.resource,
@@ -294,6 +294,9 @@ pub fn jobs(ctx: &Ctx, a: JobsArgs) -> Result<i32> {
             took,
             j.bytes_added.map_or("-".into(), output::size),
             j.point.as_deref().map_or("-", |p| &p[..8.min(p.len())]),
+            j.test
+                .as_deref()
+                .map_or(String::new(), |t| format!("[test {t}] ")),
             j.message.as_deref().unwrap_or("")
         );
     }

@@ -104,9 +104,9 @@ fn perform(ctx: &Ctx, sink: &Lines, request: &Request) -> Result<(Report, bool)>
             (Report::Restore(r), partial)
         }
         Request::RestoreTest(req) => {
+            // A failed check is the report's verdict (exit 4 below), not a partial result.
             let r = super::restore_test::run_request(ctx, sink, req)?;
-            let failed = !r.passed;
-            (Report::RestoreTest(r), failed)
+            (Report::RestoreTest(r), false)
         }
         Request::Points(req) => {
             let listed = super::read::run_points(ctx, sink, req)?;
@@ -130,7 +130,11 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let outcome = read_job().and_then(|job| perform(ctx, &sink, &job.request));
     match outcome {
         Ok((report, partial)) => {
-            let damaged = matches!(&report, Report::Verify(v) if !v.ok);
+            let damaged = match &report {
+                Report::Verify(v) => !v.ok,
+                Report::RestoreTest(t) => !t.passed,
+                _ => false,
+            };
             sink.emit(&Event::Done { report });
             Ok(if damaged {
                 exit::DAMAGED

@@ -320,3 +320,43 @@ pub fn bait(env: &Env, large_mib: usize) -> PathBuf {
     fs::write(d.join("zz-large.bin"), random_bytes(99, large_mib << 20)).unwrap();
     d
 }
+
+/// A SQLite database at `path` with table `orders` and `rows` more rows in it.
+#[allow(dead_code)]
+pub fn sqlite_db(path: &Path, rows: u32) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("CREATE TABLE IF NOT EXISTS orders(id INTEGER PRIMARY KEY, total REAL);")
+        .unwrap();
+    for i in 0..rows {
+        c.execute("INSERT INTO orders(total) VALUES (?1)", [f64::from(i)])
+            .unwrap();
+    }
+}
+
+/// What restores and restore tests left in the temporary folder `tmp` (`holdfast-*`).
+#[allow(dead_code)]
+pub fn scratch_left(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("holdfast-"))
+        .collect()
+}
+
+/// The command lines (arguments joined by spaces) of running processes that `keep` accepts.
+#[allow(dead_code)]
+pub fn processes(keep: impl Fn(&str) -> bool) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_name().to_str()?.parse::<u32>().ok()?;
+            let c = std::fs::read(e.path().join("cmdline")).ok()?;
+            let c = String::from_utf8_lossy(&c)
+                .replace('\0', " ")
+                .trim()
+                .to_string();
+            keep(&c).then_some(c)
+        })
+        .collect()
+}

@@ -8,20 +8,43 @@ use crate::catalog::{CatalogError, Closed};
 use crate::job::{JobKind, JobState};
 use crate::notify::{Event, EventKind};
 
-/// The incident key and the name people read for a job's subject: a resource, or a whole
-/// vault for vault-wide jobs (resource `*`, such as verify). Steps that run once per vault
-/// (copy, retention, prune) have an incident per vault, so one failing copy destination
-/// and one working one do not alternate between alert and recovery.
-fn subject(resource: &str, vault: &str, kind: JobKind) -> (String, String) {
+/// A job's incident: its key, its condition, and what people read (`backup of app-db`).
+/// The key is a resource, or a whole vault for vault-wide jobs (resource `*`, such as
+/// verify). Steps that run once per vault (copy, retention, prune) have an incident per
+/// vault, so one failing copy destination and one working one do not alternate between
+/// alert and recovery; a restore test's condition names the test, for the same reason.
+fn subject(
+    resource: &str,
+    vault: &str,
+    kind: JobKind,
+    test: Option<&str>,
+) -> (String, String, String) {
+    let cond = kind.as_str();
+    if let (JobKind::RestoreTest, Some(t)) = (kind, test) {
+        return (
+            resource.to_string(),
+            format!("{cond}:{t}"),
+            format!("restore test {t} of {resource}"),
+        );
+    }
     if resource == "*" {
-        (format!("vault:{vault}"), format!("vault {vault}"))
+        (
+            format!("vault:{vault}"),
+            cond.into(),
+            format!("{cond} of vault {vault}"),
+        )
     } else if matches!(kind, JobKind::Copy | JobKind::Retention | JobKind::Prune) {
         (
             format!("{resource}@{vault}"),
-            format!("{resource} in {vault}"),
+            cond.into(),
+            format!("{cond} of {resource} in {vault}"),
         )
     } else {
-        (resource.to_string(), resource.to_string())
+        (
+            resource.to_string(),
+            cond.into(),
+            format!("{cond} of {resource}"),
+        )
     }
 }
 
@@ -145,14 +168,18 @@ impl Runtime {
         state: JobState,
         message: Option<&str>,
     ) {
-        let cond = kind.as_str();
         let now = self.now_ns();
-        let (key, name) = subject(resource, vault, kind);
+        // A restore test's job names its test in the catalog.
+        let test = (kind == JobKind::RestoreTest)
+            .then(|| self.catalog.get(job).ok().flatten().and_then(|j| j.test))
+            .flatten();
+        let (key, cond, what) = subject(resource, vault, kind, test.as_deref());
+        let cond = cond.as_str();
         let v = Some(vault).filter(|v| !v.is_empty());
         let result = if state.succeeded() {
             self.close_alert(&key, cond, now, |c| {
                 let text = format!(
-                    "holdfast: {cond} of {name} recovered (job {job}) after {} failed run(s) since {}",
+                    "holdfast: {what} recovered (job {job}) after {} failed run(s) since {}",
                     c.count,
                     rfc3339(c.opened_ns)
                 );
@@ -175,7 +202,7 @@ impl Runtime {
                     EventKind::Failure
                 };
                 let text = format!(
-                    "holdfast: {cond} of {name} {} (job {job}): {}",
+                    "holdfast: {what} {} (job {job}): {}",
                     state.as_str(),
                     message.unwrap_or("no detail")
                 );

@@ -72,8 +72,14 @@ pub(in crate::check) fn restore_tests(c: &mut Ctx<'_>, plan: &Plan) {
             c.cron(s, &who);
         }
         c.zone(t.timezone.as_ref(), &who);
-        if let Some(m) = &t.max_rto {
-            c.span(m, "max_rto");
+        for (s, what) in [
+            (&t.max_rto, "max_rto"),
+            (&t.start_window, "start_window"),
+            (&t.completion_window, "completion_window"),
+        ] {
+            if let Some(s) = s {
+                c.span(s, what);
+            }
         }
         if let Some(w) = &t.random_within {
             c.span(w, "random_within");
