@@ -84,6 +84,12 @@ pub enum Command {
     /// Restore tests of the plan: points restored into throwaway targets and checked.
     #[command(subcommand)]
     RestoreTest(RestoreTestCommand),
+    /// Evidence kept in the vault: the reports of the restore tests that proved it restores.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// Disaster-recovery drills: every resource recovered from the copy vault alone.
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Run the plan's backup of a resource now, then its copies and retention.
     Run(RunArgs),
     /// The scheduler: run the plan's backups on schedule; serve /metrics and the API.
@@ -120,6 +126,59 @@ pub enum RestoreTestCommand {
         /// Plan and state directory.
         #[command(flatten)]
         plan: PlanArgs,
+    },
+}
+
+/// `drill`.
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Recover every resource of `[drills.NAME]` from its `from` vault with only that vault
+    /// and its key (no catalog, no primary vault), run the checks, and write the drill report
+    /// (Markdown, JSON, HTML). Exit 0 when every resource was recovered within the targets,
+    /// 4 when not, 1 when the drill could not run.
+    Run {
+        /// The drill.
+        name: String,
+        /// Where the report files go (default: the current folder).
+        #[arg(long, value_name = "DIR")]
+        report_dir: Option<PathBuf>,
+        /// Plan and state directory.
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// Past drill reports from the vault, with the trend of each resource's recovery time.
+    Report {
+        /// Only this drill (its `from` vault is read when the plan has it).
+        name: Option<String>,
+        /// Only the newest N.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        last: usize,
+        /// Plan and state directory.
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+}
+
+/// `evidence`.
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// List the evidence records of the vault, oldest first: when which point of which
+    /// resource was proven to restore, by which test, with what RTO.
+    List {
+        /// Only this resource.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Only this restore test.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only the newest N.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        last: usize,
+    },
+    /// Show one record with its full report.
+    Show {
+        /// Its id (a unique prefix of at least 4 hex digits).
+        id: String,
     },
 }
 

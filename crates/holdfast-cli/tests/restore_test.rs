@@ -128,6 +128,19 @@ fn a_restore_test_passes_its_checks_and_reports_rto_and_rpo() {
     assert_eq!(db[1]["detail"], "1 tables, 40 rows, as at backup");
     assert_eq!(results[1]["checks"][0]["check"], "files");
     assert!(scratch_left(&tmp).is_empty(), "{:?}", scratch_left(&tmp));
+    // Each resource's report is kept in the vault as owner-signed evidence.
+    let ev = env.json(&["evidence", "list"]);
+    let records = ev["evidence"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{ev:#}");
+    for (rec, res) in records.iter().zip(results) {
+        assert_eq!(rec["name"], "nightly");
+        assert_eq!(rec["passed"], true);
+        assert_eq!(rec["point"], res["point"]);
+        assert_eq!(rec["id"], res["evidence"]);
+    }
+    let id = records[0]["id"].as_str().unwrap();
+    let shown = env.json(&["evidence", "show", &id[..12]]);
+    assert_eq!(shown["evidence"]["report"]["checks"], results[0]["checks"]);
     let text = env.ok(&["restore-test", "run", "nightly", "--plan", plan_arg]);
     assert!(text.contains("restore test \"nightly\": passed"), "{text}");
     assert!(
@@ -190,6 +203,15 @@ fn a_failing_check_fails_the_test_with_exit_4_and_names_the_check() {
     assert!(
         out.contains("FAIL command: echo smoke test failed"),
         "{out}"
+    );
+    // The failures are evidence too, in the vault that was tested.
+    let dr = env.path("dr");
+    let o = env.run(&["--vault", dr.to_str().unwrap(), "evidence", "list"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listed.contains("FAILED") && !listed.contains("passed") && listed.contains("4 record(s)"),
+        "{listed}"
     );
 }
 

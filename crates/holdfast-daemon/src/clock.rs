@@ -8,8 +8,6 @@
 //! test on a paused tokio runtime (`start_paused`) moves both together: a day of schedules
 //! runs in milliseconds.
 
-use std::time::Duration;
-
 /// Where the daemon reads the time of day.
 pub trait Clock: Send + Sync + 'static {
     /// Unix nanoseconds now.
@@ -67,40 +65,7 @@ pub fn rfc3339(ns: i64) -> String {
         .unwrap_or_default()
 }
 
-/// `1h 30m`-style rendering of a duration.
-pub fn humanize(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!(
-            "{}m{}",
-            s / 60,
-            if !s.is_multiple_of(60) {
-                format!(" {}s", s % 60)
-            } else {
-                String::new()
-            }
-        ),
-        3600..86_400 => format!(
-            "{}h{}",
-            s / 3600,
-            if s % 3600 >= 60 {
-                format!(" {}m", s % 3600 / 60)
-            } else {
-                String::new()
-            }
-        ),
-        _ => format!(
-            "{}d{}",
-            s / 86_400,
-            if s % 86_400 >= 3600 {
-                format!(" {}h", s % 86_400 / 3600)
-            } else {
-                String::new()
-            }
-        ),
-    }
-}
+pub use holdfast_ops::time::humanize;
 
 /// This machine's name.
 pub fn hostname() -> String {

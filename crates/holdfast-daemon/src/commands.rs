@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use holdfast_ops::backup::{BackupRequest, SourceSpec};
 use holdfast_ops::copy::{CopyRequest, CopySelection, Destination};
+use holdfast_ops::drill::DrillRequest;
 use holdfast_ops::forget::{ForgetRequest, Keep, Selection};
 use holdfast_ops::pitr::BaseBackupRequest;
 use holdfast_ops::points::PointsRequest;
@@ -430,6 +431,45 @@ pub fn restore_test(loaded: &LoadedPlan, name: &str) -> Result<Vec<TestRun>, Pre
             what: "restore test",
             name: name.into(),
         })?;
+    test_runs(loaded, name, t, t.max_rto)
+}
+
+/// Drill `name`: the plan vault it recovers from and the request (every resource's
+/// recovery held to its category's RTO; the drill's `max_rto` — default the largest of
+/// them — is the target of the total).
+pub fn drill(loaded: &LoadedPlan, name: &str) -> Result<DrillRequest, PrepareError> {
+    let d = loaded
+        .resolved
+        .drills
+        .get(name)
+        .ok_or_else(|| PrepareError::Missing {
+            what: "drill",
+            name: name.into(),
+        })?;
+    let runs = test_runs(loaded, name, &d.test, None)?;
+    let vault = d.test.from.clone().unwrap_or_default();
+    let total = d
+        .test
+        .max_rto
+        .map(|x| x.as_secs())
+        .or_else(|| runs.iter().filter_map(|r| r.request.max_rto_seconds).max());
+    Ok(DrillRequest {
+        name: name.into(),
+        vault,
+        tests: runs.into_iter().map(|r| r.request).collect(),
+        parallel: d.parallel,
+        max_rto_seconds: total,
+    })
+}
+
+/// One run per resource of a restore test or drill `name` (`max_rto`: the test's own target
+/// of each resource, else its category's RTO).
+fn test_runs(
+    loaded: &LoadedPlan,
+    name: &str,
+    t: &holdfast_plan::RestoreTestRules,
+    max_rto: Option<std::time::Duration>,
+) -> Result<Vec<TestRun>, PrepareError> {
     let select = match &t.select {
         TestSelect::Latest => Select::Latest,
         TestSelect::Oldest => Select::Oldest,
@@ -469,9 +509,10 @@ pub fn restore_test(loaded: &LoadedPlan, name: &str) -> Result<Vec<TestRun>, Pre
                 resource: r.clone(),
                 select: select.clone(),
                 checks,
-                max_rto_seconds: t.max_rto.or(rules.rto).map(|d| d.as_secs()),
+                max_rto_seconds: max_rto.or(rules.rto).map(|d| d.as_secs()),
                 rpo_seconds: rules.rpo.map(|d| d.as_secs()),
                 scratch_dir: None,
+                test: Some(name.to_string()),
             },
         });
     }

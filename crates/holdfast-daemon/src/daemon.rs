@@ -104,6 +104,14 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), DaemonError> {
         plan.plan.resources.len(),
         rt.catalog.path().display()
     );
+    for (name, d) in &plan.resolved.drills {
+        if d.test.schedule.is_some() {
+            tracing::warn!(
+                "drill {name:?} has a schedule, but this daemon does not run drills yet: run \
+                 `holdfast drill run {name}` from cron (docs/restore-tests.md#drills)"
+            );
+        }
+    }
     let aborted = rt.catalog.abort_unfinished(started)?;
     for j in &aborted {
         tracing::warn!(

@@ -19,6 +19,7 @@ pub mod crypto;
 #[cfg(not(feature = "internals"))]
 mod crypto;
 pub mod error;
+pub mod evidence;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod gc;

@@ -4,6 +4,8 @@
 //! `load_index`, `read` (blobs, pack headers, trees), `key_objects` (list, add, remove) and
 //! `points` (list, find, save). This file holds the two types and their accessors.
 
+mod evidence;
+pub use evidence::EvidenceEntry;
 mod init;
 mod key_objects;
 mod load_index;

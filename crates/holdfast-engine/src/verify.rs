@@ -51,6 +51,9 @@ pub struct Affected {
 pub struct Report {
     /// Recovery points checked.
     pub points: usize,
+    /// Evidence records checked (each must verify under the owner key).
+    #[serde(default)]
+    pub evidence: usize,
     /// Packs in the index.
     pub packs: usize,
     /// Packs read in full.
@@ -245,6 +248,10 @@ pub fn verify(
         }
     }
 
+    // Evidence records must open and carry the owner's signature (docs/format.md 11.5).
+    let (evidence, evidence_damage) = vault.list_evidence()?;
+    report.evidence = evidence.len() + evidence_damage.len();
+    report.problems.extend(evidence_damage);
     let (points, point_damage) = vault.list_points()?;
     report.points = points.len() + point_damage.len();
     for d in point_damage {

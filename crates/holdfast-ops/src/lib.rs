@@ -13,6 +13,8 @@
 
 pub mod backup;
 pub mod copy;
+pub mod drill;
+pub mod evidence;
 pub mod forget;
 pub mod pitr;
 pub mod pitr_restore;

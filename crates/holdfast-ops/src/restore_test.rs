@@ -95,6 +95,9 @@ pub struct RestoreTestRequest {
     /// The folder scratch targets are made in (default: the system's temporary folder).
     #[serde(default)]
     pub scratch_dir: Option<PathBuf>,
+    /// The test's name in the plan, recorded with its evidence.
+    #[serde(default)]
+    pub test: Option<String>,
 }
 
 /// One timed phase of a test.
@@ -148,6 +151,10 @@ pub struct RestoreTestReport {
     pub checks: Vec<CheckResult>,
     /// Every check passed and the RTO was met.
     pub passed: bool,
+    /// The evidence record this report was stored as in the tested vault (`holdfast evidence
+    /// show ID`); none when it could not be stored (a warning says why).
+    #[serde(default)]
+    pub evidence: Option<String>,
 }
 
 impl RestoreTestReport {
@@ -284,7 +291,7 @@ pub fn run(
     let rto_met = req.max_rto_seconds.is_none_or(|max| rto <= max as f64);
     let rpo_met = req.rpo_seconds.is_none_or(|max| rpo <= max as f64);
     let passed = rto_met && checks.iter().all(|c| c.passed);
-    Ok(RestoreTestReport {
+    let mut report = RestoreTestReport {
         resource: req.resource.clone(),
         point: id.to_hex(),
         kind: m.source.kind.clone(),
@@ -298,7 +305,16 @@ pub fn run(
         rpo_met,
         checks,
         passed,
-    })
+        evidence: None,
+    };
+    // The proof is kept in the vault it proves, readable with nothing but the vault and key.
+    match crate::evidence::record_restore_test(vault, req.test.as_deref(), &report) {
+        Ok(id) => report.evidence = Some(id.to_hex()),
+        Err(e) => ctx.sink.warning(&format!(
+            "the evidence of this test could not be stored: {e}"
+        )),
+    }
+    Ok(report)
 }
 
 /// Where a test restored to.

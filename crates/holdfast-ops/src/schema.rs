@@ -19,6 +19,8 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         one::<crate::verify::VerifyOutput>("verify"),
         one::<crate::restore::RestoreReport>("restore"),
         one::<crate::restore_test::RestoreTestReport>("restore-test"),
+        one::<crate::evidence::EvidenceList>("evidence-list"),
+        one::<crate::drill::DrillReport>("drill"),
         one::<Vec<crate::points::PointRow>>("points"),
         one::<holdfast_engine::repair::RepairReport>("repair-index"),
         one::<crate::protect::ProtectionReport>("protection"),

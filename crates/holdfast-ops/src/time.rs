@@ -42,6 +42,41 @@ pub fn now_secs() -> i64 {
     now_ns().div_euclid(1_000_000_000)
 }
 
+/// `1h 30m`-style rendering of a duration.
+pub fn humanize(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!(
+            "{}m{}",
+            s / 60,
+            if !s.is_multiple_of(60) {
+                format!(" {}s", s % 60)
+            } else {
+                String::new()
+            }
+        ),
+        3600..86_400 => format!(
+            "{}h{}",
+            s / 3600,
+            if s % 3600 >= 60 {
+                format!(" {}m", s % 3600 / 60)
+            } else {
+                String::new()
+            }
+        ),
+        _ => format!(
+            "{}d{}",
+            s / 86_400,
+            if s % 86_400 >= 3600 {
+                format!(" {}h", s % 86_400 / 3600)
+            } else {
+                String::new()
+            }
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,7 @@ fn request(resource: &str, checks: Vec<Check>, scratch: &Path) -> RestoreTestReq
         max_rto_seconds: Some(600),
         rpo_seconds: Some(86_400),
         scratch_dir: Some(scratch.to_path_buf()),
+        test: Some("nightly".into()),
     }
 }
 
@@ -295,4 +296,75 @@ fn scratch_folders_of_dead_tests_are_swept_and_live_ones_kept() {
     }
     restore_test::sweep_leftovers(scratch.path());
     assert!(!dead.exists() && live.exists() && other.exists());
+}
+
+#[test]
+fn every_test_leaves_owner_signed_evidence_in_the_vault_it_tested() {
+    use holdfast_ops::evidence::{self, EvidenceRequest};
+    use holdfast_storage::{Handle, Kind, Storage};
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    files_tree(&dir.path().join("src"));
+    let (mem, vault) = new_vault();
+    let source = SourceSpec::Files {
+        paths: vec![dir.path().join("src")],
+        excludes: vec![],
+        no_cache: true,
+    };
+    let point = backup_source(&vault, source, "docs");
+    let ok = run(&vault, &request("docs", vec![], scratch.path()));
+    let bad = run(
+        &vault,
+        &request(
+            "docs",
+            vec![Check::Command("exit 1".into())],
+            scratch.path(),
+        ),
+    );
+    assert!(ok.passed && !bad.passed);
+    let l = evidence::list(&vault, &EvidenceRequest::default()).unwrap();
+    assert!(l.damage.is_empty(), "{:?}", l.damage);
+    let ids: Vec<&str> = l.evidence.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            ok.evidence.as_deref().unwrap(),
+            bad.evidence.as_deref().unwrap()
+        ]
+    );
+    let e = &l.evidence[1];
+    assert_eq!(
+        (e.kind.as_str(), e.name.as_deref(), e.resource.as_str()),
+        ("restore_test", Some("nightly"), "docs")
+    );
+    assert_eq!(e.point, point);
+    assert!(!e.passed && l.evidence[0].passed);
+    let (_, full) = evidence::show(&vault, &e.id[..10]).unwrap();
+    assert_eq!(full.report["checks"][1]["check"], "command: exit 1");
+    assert_eq!(full.rto_seconds, bad.rto_seconds);
+    let last = evidence::list(
+        &vault,
+        &EvidenceRequest {
+            last: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(last.evidence.len(), 1);
+    assert_eq!(last.evidence[0].id, e.id);
+
+    // A record of another vault put into this one, and a flipped byte: damage, never proof.
+    let (_, other) = new_vault();
+    let foreign = evidence::record_restore_test(&other, Some("x"), &ok).unwrap();
+    let h = Handle::new(Kind::Evidence, foreign.to_hex());
+    let bytes = other.storage().read(&h).unwrap();
+    mem.create(&h, &bytes).unwrap();
+    let h_ok = Handle::new(Kind::Evidence, ok.evidence.clone().unwrap());
+    assert!(mem.tamper(&h_ok, |b| b[40] ^= 1));
+    let l = evidence::list(&vault, &EvidenceRequest::default()).unwrap();
+    assert_eq!(l.evidence.len(), 1, "{:?}", l.evidence);
+    assert_eq!(l.damage.len(), 2, "{:?}", l.damage);
+    // Ids are hex prefixes of at least 4 digits.
+    assert!(evidence::show(&vault, "zz").is_err());
+    assert!(evidence::show(&vault, &e.id[..3]).is_err());
 }

@@ -15,8 +15,9 @@ pub const EVENTS: [&str; 4] = ["failure", "expired", "rpo", "recovery"];
 pub use check::{Problem, check};
 pub use model::*;
 pub use resolved::{
-    CategoryRules, DEFAULT_START_WINDOW, PlanSpan, ResolveError, ResolvedPlan, RestoreTestRules,
-    RetentionRules, TestCheckRule, TestSelect, VaultSecret, VerifyRules,
+    CategoryRules, DEFAULT_DRILL_PARALLEL, DEFAULT_START_WINDOW, DrillRules, PlanSpan,
+    ResolveError, ResolvedPlan, RestoreTestRules, RetentionRules, TestCheckRule, TestSelect,
+    VaultSecret, VerifyRules,
 };
 pub use source::{Connection, DEFAULT_COMMAND_NAME, Source};
 pub use toml::Spanned;

@@ -24,6 +24,10 @@ pub struct Plan {
     /// Restore tests by name.
     #[serde(default)]
     pub restore_tests: BTreeMap<String, RestoreTest>,
+    /// Disaster-recovery drills by name (the keys of a restore test, `from` required, plus
+    /// `parallel`).
+    #[serde(default)]
+    pub drills: BTreeMap<String, RestoreTest>,
     /// How the scheduler daemon runs.
     #[serde(default)]
     pub daemon: Daemon,
@@ -310,7 +314,8 @@ pub struct Notification {
 }
 
 /// A restore test (`[restore_tests.NAME]`): points of resources restored into throwaway
-/// targets and checked.
+/// targets and checked. A drill (`[drills.NAME]`) has the same keys: its resources are
+/// recovered from the `from` vault alone, in parallel.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreTest {
@@ -339,6 +344,8 @@ pub struct RestoreTest {
     pub start_window: Option<Spanned<String>>,
     /// How long one resource's test may run before it is stopped (default: none).
     pub completion_window: Option<Spanned<String>>,
+    /// Drills only: how many resources are recovered at once (default 2).
+    pub parallel: Option<Spanned<usize>>,
 }
 
 /// One check of a restore test: exactly one key.

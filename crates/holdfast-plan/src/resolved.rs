@@ -229,7 +229,23 @@ pub struct ResolvedPlan {
     pub verifies: BTreeMap<String, VerifyRules>,
     /// Restore tests by name.
     pub restore_tests: BTreeMap<String, RestoreTestRules>,
+    /// Drills by name.
+    pub drills: BTreeMap<String, DrillRules>,
 }
+
+/// A drill, resolved: a restore test of every listed resource from one vault, `parallel` at
+/// once.
+#[derive(Debug, Clone)]
+pub struct DrillRules {
+    /// What each resource's recovery is: `from` is always set, `select` is latest, `max_rto`
+    /// is the drill's total RTO target.
+    pub test: RestoreTestRules,
+    /// Recoveries at once.
+    pub parallel: usize,
+}
+
+/// Default of a drill's `parallel`.
+pub const DEFAULT_DRILL_PARALLEL: usize = 2;
 
 /// Which point a restore test restores.
 #[derive(Debug, Clone)]
@@ -292,10 +308,20 @@ impl ResolvedPlan {
         for (name, t) in &plan.restore_tests {
             restore_tests.insert(name.clone(), restore_test(plan, name, t)?);
         }
+        let mut drills = BTreeMap::new();
+        for (name, t) in &plan.drills {
+            let test = restore_test(plan, name, t)?;
+            let parallel = t
+                .parallel
+                .as_ref()
+                .map_or(DEFAULT_DRILL_PARALLEL, |p| *p.get_ref());
+            drills.insert(name.clone(), DrillRules { test, parallel });
+        }
         Ok(ResolvedPlan {
             categories,
             verifies,
             restore_tests,
+            drills,
         })
     }
 

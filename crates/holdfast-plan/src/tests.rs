@@ -66,6 +66,34 @@ const BROKEN: &[(&str, &str, &str, usize, &str)] = &[
         "completion_window",
     ),
     (
+        "drill without a vault to recover from",
+        "resources = [\"app-db\", \"catalog-db\"]\nfrom = \"dr\"\n",
+        "resources = [\"app-db\", \"catalog-db\"]\n",
+        252,
+        "drill \"monthly-dr\" names no vault to recover from",
+    ),
+    (
+        "drill choosing a point",
+        "parallel = 2",
+        "parallel = 2\nselect = \"oldest\"",
+        258,
+        "a drill recovers the newest point",
+    ),
+    (
+        "drill parallel out of range",
+        "parallel = 2",
+        "parallel = 0",
+        257,
+        "parallel = 0 (1 to 64)",
+    ),
+    (
+        "restore test with parallel",
+        "select = \"oldest\"",
+        "select = \"oldest\"\nparallel = 2",
+        234,
+        "parallel is a key of [drills.NAME]",
+    ),
+    (
         "restore test testing nothing",
         "categories = [\"configuration_data\"]\n",
         "",
@@ -561,5 +589,11 @@ mod resolved {
         assert_eq!(w.resources, ["app-config"]);
         assert!(matches!(w.select, TestSelect::Oldest));
         assert_eq!((w.from.as_deref(), w.max_rto), (None, None));
+        let d = &r.drills["monthly-dr"];
+        assert_eq!(d.test.resources, ["app-db", "catalog-db"]);
+        assert_eq!(d.test.from.as_deref(), Some("dr"));
+        assert_eq!(d.parallel, 2);
+        assert_eq!(d.test.max_rto, Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(d.test.checks, [TestCheckRule::RowCounts]);
     }
 }

@@ -56,11 +56,13 @@ pub enum Kind {
     /// The vault's protection records: vault lock and legal holds (`policy/<name>`; the
     /// folder keeps the name it had before the kind was renamed).
     Protection,
+    /// Evidence of proven recoveries: restore-test and drill reports (`evidence/<name>`).
+    Evidence,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Config,
         Kind::Key,
         Kind::Pack,
@@ -69,6 +71,7 @@ impl Kind {
         Kind::Session,
         Kind::Notice,
         Kind::Protection,
+        Kind::Evidence,
     ];
 
     /// The folder of this kind inside the vault.
@@ -82,6 +85,7 @@ impl Kind {
             Kind::Session => "sessions",
             Kind::Notice => "gc",
             Kind::Protection => "policy",
+            Kind::Evidence => "evidence",
         }
     }
 }

@@ -3,6 +3,8 @@
 mod admin;
 pub mod backup;
 mod copy;
+mod drill;
+mod evidence;
 mod lifecycle;
 mod pg;
 mod plan;
@@ -71,6 +73,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::RestoreTest(crate::cli::RestoreTestCommand::Run { name, plan }) => {
             restore_test::run(&ctx, &name, &plan)
         }
+        Command::Evidence(e) => evidence::run(&ctx, e),
+        Command::Drill(d) => drill::run(&ctx, d),
         Command::Run(a) => schedule::run(&ctx, a),
         Command::Daemon(a) => schedule::daemon(&ctx, a),
         Command::Jobs(a) => schedule::jobs(&ctx, a),

@@ -26,7 +26,7 @@ struct TestError {
     error: String,
 }
 
-fn prepare_error(e: PrepareError) -> Error {
+pub(super) fn prepare_error(e: PrepareError) -> Error {
     match e {
         PrepareError::Missing { .. } => Error::NotFound(e.to_string()),
         PrepareError::SecretEnv { .. } => Error::Input(e.to_string()),
@@ -143,6 +143,13 @@ fn print_report(r: &RestoreTestReport, vault: &str) {
         .map(|p| format!("{} {:.2}s", p.name, p.seconds))
         .collect();
     println!("  {rto}, {rpo}; {}", phases.join(", "));
+    if let Some(e) = &r.evidence {
+        println!(
+            "  evidence {} kept in vault {vault:?} (holdfast evidence show {})",
+            &e[..e.len().min(12)],
+            &e[..e.len().min(12)]
+        );
+    }
 }
 
 /// `RTO 2s (objective 15m)`, `… : MISSED)`, or without an objective `RTO 2s`.

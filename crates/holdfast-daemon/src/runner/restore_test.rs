@@ -251,6 +251,7 @@ mod tests {
                 })
                 .collect(),
             passed,
+            evidence: None,
         }
     }
 

@@ -1,15 +1,60 @@
-//! `[restore_tests.NAME]`: what is tested must exist, the schedule and spans parse, each check
-//! is exactly one of `sql`, `row_counts = "match"`, `command`, and a SQL or row-count check
-//! belongs to a test of at least one resource whose points hold a database it can query (it
-//! runs against those; the test's other resources get the other checks).
+//! `[restore_tests.NAME]` and `[drills.NAME]`: what is tested must exist, the schedule and
+//! spans parse, each check is exactly one of `sql`, `row_counts = "match"`, `command`, and a
+//! SQL or row-count check belongs to a test of at least one resource whose points hold a
+//! database it can query (it runs against those; the test's other resources get the other
+//! checks). A drill names the vault it recovers from (`from`), restores the newest point (no
+//! `select`), and may set `parallel`; a restore test may not.
 
 use super::*;
 use crate::model::RestoreTest;
 
 pub(in crate::check) fn restore_tests(c: &mut Ctx<'_>, plan: &Plan) {
     for (name, t) in &plan.restore_tests {
-        let who = format!("restore test {name:?}");
-        let header = c.line_for_table(&format!("[restore_tests.{name}]"));
+        one(c, plan, "restore_tests", "restore test", name, t);
+        if let Some(p) = &t.parallel {
+            c.at(
+                p,
+                format!("restore test {name:?}: parallel is a key of [drills.NAME]"),
+                "remove it (a restore test tests its resources one after the other)",
+            );
+        }
+    }
+    for (name, t) in &plan.drills {
+        one(c, plan, "drills", "drill", name, t);
+        let who = format!("drill {name:?}");
+        if t.from.is_none() {
+            let header = c.line_for_table(&format!("[drills.{name}]"));
+            c.out.push(Problem {
+                line: header,
+                message: format!("{who} names no vault to recover from"),
+                fix: "add from = \"VAULT\" (normally the isolated copy vault)".into(),
+            });
+        }
+        for s in [&t.select, &t.random_within].into_iter().flatten() {
+            c.at(
+                s,
+                format!("{who}: a drill recovers the newest point; select and random_within are keys of [restore_tests.NAME]"),
+                "remove it",
+            );
+        }
+        if let Some(p) = &t.parallel
+            && !(1..=64).contains(p.get_ref())
+        {
+            c.at(
+                p,
+                format!("{who}: parallel = {} (1 to 64)", p.get_ref()),
+                "write parallel = 2 (restores at once)",
+            );
+        }
+    }
+}
+
+/// The checks a restore test and a drill share; `section` is the table (`restore_tests`,
+/// `drills`), `what` how people call it.
+fn one(c: &mut Ctx<'_>, plan: &Plan, section: &str, what: &str, name: &str, t: &RestoreTest) {
+    {
+        let who = format!("{what} {name:?}");
+        let header = c.line_for_table(&format!("[{section}.{name}]"));
         if t.resources.is_empty() && t.categories.is_empty() {
             c.out.push(Problem {
                 line: header,
@@ -99,12 +144,11 @@ pub(in crate::check) fn restore_tests(c: &mut Ctx<'_>, plan: &Plan) {
                 );
             }
         }
-        checks(c, plan, name, t);
+        checks(c, plan, &who, t);
     }
 }
 
-fn checks(c: &mut Ctx<'_>, plan: &Plan, name: &str, t: &RestoreTest) {
-    let who = format!("restore test {name:?}");
+fn checks(c: &mut Ctx<'_>, plan: &Plan, who: &str, t: &RestoreTest) {
     let tested = tested_kinds(plan, t);
     for ch in &t.checks {
         let k = ch.get_ref();

@@ -1,0 +1,205 @@
+//! `holdfast drill run NAME` and `holdfast drill report [NAME]`: disaster-recovery drills
+//! from the copy vault alone (no catalog is read or written, the primary vault is not
+//! opened), their reports written as files and kept in the vault as evidence.
+
+use std::path::{Path, PathBuf};
+
+use holdfast_engine::{Error, Result};
+use holdfast_ops::drill::{self, DrillReport};
+
+use super::Ctx;
+use crate::cli::{DrillCommand, PlanArgs};
+use crate::{exit, output};
+
+pub fn run(ctx: &Ctx, c: DrillCommand) -> Result<i32> {
+    match c {
+        DrillCommand::Run {
+            name,
+            report_dir,
+            plan,
+        } => run_drill(ctx, &name, report_dir.as_deref(), &plan),
+        DrillCommand::Report { name, last, plan } => report(ctx, name.as_deref(), last, &plan),
+    }
+}
+
+fn open_vault(
+    ctx: &Ctx,
+    loaded: &holdfast_daemon::LoadedPlan,
+    name: &str,
+) -> Result<holdfast_engine::Vault> {
+    let v = loaded
+        .plan
+        .vaults
+        .get(name)
+        .ok_or_else(|| Error::NotFound(format!("vault {name:?} is not in the plan")))?;
+    holdfast_daemon::preflight::open_plan_vault(name, v, &ctx.s3)
+}
+
+fn run_drill(ctx: &Ctx, name: &str, dir: Option<&Path>, a: &PlanArgs) -> Result<i32> {
+    let loaded = super::schedule::load_plan(a.plan.clone(), a.state_dir.as_ref())?;
+    let req = holdfast_daemon::commands::drill(&loaded, name)
+        .map_err(super::restore_test::prepare_error)?;
+    let term = output::Term::plain(ctx.json, ctx.quiet);
+    // Only the drill's vault, with the plan's secret for it: what is left after the primary
+    // site is lost.
+    let vault = open_vault(ctx, &loaded, &req.vault)?;
+    let r = holdfast_ops::session::within(&vault, "drill", false, |_| {
+        holdfast_ops::session::load_index(&vault, &term)?;
+        ctx.with_ops(&term, |o| drill::run(o, &vault, &req))
+    })?;
+    let files = write_files(&r, dir.unwrap_or(Path::new(".")))?;
+    if ctx.json {
+        ctx.print_report(&r);
+    } else if !ctx.quiet {
+        print(&r);
+        for f in &files {
+            println!("  report: {}", f.display());
+        }
+    }
+    Ok(if r.passed { exit::OK } else { exit::DAMAGED })
+}
+
+/// `drill-NAME-YYYYMMDDTHHMMSSZ.{md,json,html}` in `dir`.
+fn write_files(r: &DrillReport, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let stamp: String = r
+        .started
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let safe: String = r
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = format!("drill-{safe}-{stamp}Z");
+    let json = serde_json::to_string_pretty(r)
+        .map_err(|e| Error::Internal(format!("drill report: {e}")))?;
+    let mut out = Vec::new();
+    for (ext, text) in [
+        ("md", drill::markdown(r)),
+        ("json", json),
+        ("html", drill::html(r)),
+    ] {
+        let p = dir.join(format!("{base}.{ext}"));
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn secs(s: Option<f64>) -> String {
+    s.map_or("-".into(), |s| {
+        holdfast_ops::time::humanize(std::time::Duration::from_secs_f64(s.max(0.0)))
+    })
+}
+
+fn print(r: &DrillReport) {
+    for x in &r.resources {
+        let verdict = match x.outcome {
+            drill::Outcome::Recovered => "recovered",
+            drill::Outcome::Failed => "FAILED",
+            drill::Outcome::NotRecoverable => "NOT RECOVERABLE",
+        };
+        println!(
+            "{}: {verdict}; point {}, RPO {}, RTO {}",
+            x.resource,
+            x.point.as_deref().map_or("-", |p| &p[..p.len().min(12)]),
+            secs(x.rpo_seconds),
+            secs(x.rto_seconds)
+        );
+        if let Some(e) = &x.error {
+            println!("  {e}");
+        }
+        for c in x.checks.iter().filter(|c| !c.passed) {
+            println!("  FAIL {}: {}", c.check, c.detail);
+        }
+    }
+    println!(
+        "drill {:?} from vault {:?}: {}; total RTO {} (target {}{})",
+        r.name,
+        r.vault,
+        if r.passed { "passed" } else { "FAILED" },
+        secs(Some(r.total_rto_seconds)),
+        r.max_rto_seconds
+            .map_or("-".into(), |m| secs(Some(m as f64))),
+        if r.rto_met { "" } else { ": MISSED" }
+    );
+}
+
+fn report(ctx: &Ctx, name: Option<&str>, last: usize, a: &PlanArgs) -> Result<i32> {
+    let term = output::Term::plain(ctx.json, ctx.quiet);
+    // The drill's own vault when the plan names it; else the vault of --vault / HOLDFAST_VAULT.
+    let from_plan = name.and_then(|n| {
+        let loaded = super::schedule::load_plan(a.plan.clone(), a.state_dir.as_ref()).ok()?;
+        let v = loaded.resolved.drills.get(n)?.test.from.clone()?;
+        Some((loaded, v))
+    });
+    let vault = match &from_plan {
+        Some((loaded, v)) => open_vault(ctx, loaded, v)?,
+        None => ctx.open_to(&term)?,
+    };
+    let drills = holdfast_ops::evidence::drills(&vault, name, last)?;
+    if ctx.json {
+        let v: Vec<serde_json::Value> = drills
+            .iter()
+            .map(|(id, r)| serde_json::json!({ "evidence": id.to_hex(), "report": r }))
+            .collect();
+        ctx.print_report(&v);
+        return Ok(exit::OK);
+    }
+    if drills.is_empty() {
+        println!("no drill reports in this vault");
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:<20}  {:<16}  {:<8}  {:>10}  {:>10}  EVIDENCE",
+        "STARTED (UTC)", "DRILL", "RESULT", "TOTAL RTO", "TARGET"
+    );
+    for (id, r) in &drills {
+        println!(
+            "{:<20}  {:<16}  {:<8}  {:>10}  {:>10}  {}",
+            r.started.chars().take(19).collect::<String>(),
+            r.name,
+            if r.passed { "passed" } else { "FAILED" },
+            secs(Some(r.total_rto_seconds)),
+            r.max_rto_seconds
+                .map_or("-".into(), |m| secs(Some(m as f64))),
+            &id.to_hex()[..12]
+        );
+    }
+    // The trend: each resource's recovery time, drill by drill (oldest first).
+    let mut resources: Vec<&str> = Vec::new();
+    for (_, r) in &drills {
+        for x in &r.resources {
+            if !resources.contains(&x.resource.as_str()) {
+                resources.push(&x.resource);
+            }
+        }
+    }
+    println!("\nRTO per resource, oldest drill first:");
+    for res in resources {
+        let trend: Vec<String> = drills
+            .iter()
+            .map(|(_, r)| {
+                r.resources
+                    .iter()
+                    .find(|x| x.resource == res)
+                    .map_or("·".into(), |x| match x.outcome {
+                        drill::Outcome::Recovered => secs(x.rto_seconds),
+                        drill::Outcome::Failed => format!("{} FAIL", secs(x.rto_seconds)),
+                        drill::Outcome::NotRecoverable => "NOT RECOVERABLE".into(),
+                    })
+            })
+            .collect();
+        println!("  {res:<20}  {}", trend.join("  →  "));
+    }
+    Ok(exit::OK)
+}
