@@ -90,6 +90,8 @@ pub enum Command {
     /// Disaster-recovery drills: every resource recovered from the copy vault alone.
     #[command(subcommand)]
     Drill(DrillCommand),
+    /// Write the recovery runbook of the plan's resources, with when a drill last proved it.
+    Runbook(RunbookArgs),
     /// Run the plan's backup of a resource now, then its copies and retention.
     Run(RunArgs),
     /// The scheduler: run the plan's backups on schedule; serve /metrics and the API.
@@ -127,6 +129,23 @@ pub enum RestoreTestCommand {
         #[command(flatten)]
         plan: PlanArgs,
     },
+}
+
+/// `runbook`.
+#[derive(Debug, Args)]
+pub struct RunbookArgs {
+    /// Only this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// `md` (default) or `html` (one standalone page).
+    #[arg(long, default_value = "md", value_parser = ["md", "html"])]
+    pub format: String,
+    /// Do not open the drills' vaults for their last reports.
+    #[arg(long)]
+    pub no_evidence: bool,
+    /// Plan and state directory.
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 /// `drill`.

@@ -188,6 +188,30 @@ fn a_drill_recovers_from_the_copy_alone_and_names_what_is_not_recoverable() {
         .find(|l| l.trim_start().starts_with("app-db"))
         .unwrap();
     assert_eq!(app.matches('→').count(), 1, "{out}");
+    // The runbook says when a drill last proved each resource, read from the copy vault.
+    let p = plan(&env, "categories = [\"critical_data\"]");
+    let book = env.ok(&["runbook", "--plan", p.to_str().unwrap()]);
+    let app = book
+        .split("\n## ")
+        .find(|s| s.starts_with("app-db "))
+        .unwrap();
+    assert!(
+        app.contains("**Last tested**: drill `monthly` from `dr` on ")
+            && app.contains(": recovered, RTO "),
+        "{app}"
+    );
+    assert!(
+        app.contains("holdfast restore latest:app-db --to-sqlite"),
+        "{app}"
+    );
+    let late = book
+        .split("\n## ")
+        .find(|s| s.starts_with("late "))
+        .unwrap();
+    assert!(
+        late.contains("NOT RECOVERABLE") && late.contains("never recovered by a passing drill"),
+        "{late}"
+    );
     let dr = env.path("dr");
     let ev = env.json(&["--vault", dr.to_str().unwrap(), "evidence", "list"]);
     let kinds: Vec<&str> = ev["evidence"]

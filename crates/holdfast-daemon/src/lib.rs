@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod points;
 pub mod preflight;
+pub mod runbook;
 pub mod runner;
 pub mod schedule;
 pub mod settings;

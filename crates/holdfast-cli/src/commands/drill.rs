@@ -1,6 +1,7 @@
 //! `holdfast drill run NAME` and `holdfast drill report [NAME]`: disaster-recovery drills
 //! from the copy vault alone (no catalog is read or written, the primary vault is not
-//! opened), their reports written as files and kept in the vault as evidence.
+//! opened), their reports written as files and kept in the vault as evidence; and `holdfast
+//! runbook`, whose "last tested" lines come from those reports.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use holdfast_engine::{Error, Result};
 use holdfast_ops::drill::{self, DrillReport};
 
 use super::Ctx;
-use crate::cli::{DrillCommand, PlanArgs};
+use crate::cli::{DrillCommand, PlanArgs, RunbookArgs};
 use crate::{exit, output};
 
 pub fn run(ctx: &Ctx, c: DrillCommand) -> Result<i32> {
@@ -202,4 +203,89 @@ fn report(ctx: &Ctx, name: Option<&str>, last: usize, a: &PlanArgs) -> Result<i3
         println!("  {res:<20}  {}", trend.join("  →  "));
     }
     Ok(exit::OK)
+}
+
+/// `holdfast runbook`: the plan's recovery procedures, with each resource's newest drill.
+pub fn runbook(ctx: &Ctx, a: RunbookArgs) -> Result<i32> {
+    let loaded = super::schedule::load_plan(a.plan.plan.clone(), a.plan.state_dir.as_ref())?;
+    if let Some(r) = &a.resource
+        && !loaded.plan.resources.contains_key(r)
+    {
+        return Err(Error::NotFound(format!(
+            "resource {r:?} is not in the plan"
+        )));
+    }
+    let facts = if a.no_evidence {
+        holdfast_daemon::runbook::DrillFacts::new()
+    } else {
+        drill_facts(ctx, &loaded)
+    };
+    let md = holdfast_daemon::runbook::markdown(&loaded, a.resource.as_deref(), &facts);
+    if a.format == "html" {
+        print!("{}", holdfast_daemon::runbook::html(&md));
+    } else {
+        print!("{md}");
+    }
+    Ok(exit::OK)
+}
+
+/// Per resource, what the newest drill report covering it says (from each drill's vault).
+fn drill_facts(
+    ctx: &Ctx,
+    loaded: &holdfast_daemon::LoadedPlan,
+) -> holdfast_daemon::runbook::DrillFacts {
+    use holdfast_daemon::runbook::LastDrill;
+    let mut facts = holdfast_daemon::runbook::DrillFacts::new();
+    for (name, d) in &loaded.resolved.drills {
+        let Some(v) = d.test.from.clone() else {
+            continue;
+        };
+        let reports = open_vault(ctx, loaded, &v)
+            .and_then(|vault| holdfast_ops::evidence::drills(&vault, Some(name), 0));
+        for res in &d.test.resources {
+            let fact = match &reports {
+                Err(e) => Err(format!(
+                    "the vault {v:?} of drill {name:?} could not be read ({e})"
+                )),
+                Ok(list) => {
+                    let newest = list.iter().rev().find_map(|(_, r)| {
+                        r.resources
+                            .iter()
+                            .find(|x| x.resource == *res)
+                            .map(|x| (r, x))
+                    });
+                    let Some((r, x)) = newest else { continue };
+                    let last_passed = list.iter().rev().find_map(|(_, r)| {
+                        r.resources
+                            .iter()
+                            .any(|x| x.resource == *res && x.outcome == drill::Outcome::Recovered)
+                            .then(|| r.started.clone())
+                    });
+                    Ok(LastDrill {
+                        drill: name.clone(),
+                        vault: v.clone(),
+                        started: r.started.clone(),
+                        outcome: match x.outcome {
+                            drill::Outcome::Recovered => "recovered",
+                            drill::Outcome::Failed => "FAILED",
+                            drill::Outcome::NotRecoverable => "NOT RECOVERABLE",
+                        }
+                        .into(),
+                        rto_seconds: x.rto_seconds,
+                        last_passed,
+                    })
+                }
+            };
+            // A resource in several drills: the newest report wins.
+            let newer = match (facts.get(res), &fact) {
+                (Some(Ok(old)), Ok(new)) => new.started > old.started,
+                (Some(Ok(_)), Err(_)) => false,
+                _ => true,
+            };
+            if newer {
+                facts.insert(res.clone(), fact);
+            }
+        }
+    }
+    facts
 }

@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Evidence(e) => evidence::run(&ctx, e),
         Command::Drill(d) => drill::run(&ctx, d),
+        Command::Runbook(a) => drill::runbook(&ctx, a),
         Command::Run(a) => schedule::run(&ctx, a),
         Command::Daemon(a) => schedule::daemon(&ctx, a),
         Command::Jobs(a) => schedule::jobs(&ctx, a),
