@@ -57,10 +57,7 @@ url_env = "OPS_WEBHOOK"
 
 fn tmp_env() -> (Env, std::path::PathBuf) {
     let mut env = Env::new();
-    let tmp = env.path("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    env.extra_env
-        .push(("TMPDIR".into(), tmp.display().to_string()));
+    let tmp = env.private_tmpdir();
     sqlite_db(&env.path("app.sqlite"), 25);
     (env, tmp)
 }

@@ -70,10 +70,7 @@ max_rto = "1h"
 #[test]
 fn a_drill_recovers_from_the_copy_alone_and_names_what_is_not_recoverable() {
     let mut env = Env::new();
-    let tmp = env.path("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    env.extra_env
-        .push(("TMPDIR".into(), tmp.display().to_string()));
+    let tmp = env.private_tmpdir();
     sqlite_db(&env.path("app.sqlite"), 30);
     std::fs::create_dir_all(env.path("docs")).unwrap();
     std::fs::write(env.path("docs/readme.txt"), "read me\n").unwrap();

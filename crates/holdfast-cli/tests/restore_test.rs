@@ -76,10 +76,7 @@ fn back_up_all(env: &Env, plan: &str) {
 
 fn setup() -> (Env, std::path::PathBuf) {
     let mut env = Env::new();
-    let tmp = env.path("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    env.extra_env
-        .push(("TMPDIR".into(), tmp.display().to_string()));
+    let tmp = env.private_tmpdir();
     sqlite_db(&env.path("app.sqlite"), 40);
     std::fs::create_dir_all(env.path("docs/sub")).unwrap();
     std::fs::write(env.path("docs/readme.txt"), "read me\n").unwrap();

@@ -57,6 +57,18 @@ pub fn open_plan_vault(
     secret::open_vault(v.url.get_ref(), &s3, plan_secret(name, v)?)
 }
 
+/// Open the vault the plan names `name` (not found when the plan has no such vault).
+pub fn open_named_vault(
+    plan: &holdfast_plan::Plan,
+    name: &str,
+    s3: &S3Options,
+) -> holdfast_engine::Result<Vault> {
+    let v = plan.vaults.get(name).ok_or_else(|| {
+        holdfast_engine::Error::NotFound(format!("vault {name:?} is not in the plan"))
+    })?;
+    open_plan_vault(name, v, s3)
+}
+
 /// The line of `key = …` inside the table `header`, else `fallback`.
 fn key_line(src: &str, header: &str, key: &str, fallback: usize) -> usize {
     let Some(start) = src.find(header) else {

@@ -22,7 +22,7 @@ pub struct LastDrill {
     pub vault: String,
     /// When it started (RFC 3339).
     pub started: String,
-    /// `recovered`, `failed` or `not_recoverable`.
+    /// The resource's outcome as reports print it (`recovered`, `FAILED`, `NOT RECOVERABLE`).
     pub outcome: String,
     /// The resource's recovery time, seconds.
     pub rto_seconds: Option<f64>,
@@ -32,10 +32,6 @@ pub struct LastDrill {
 
 /// What is known about each resource's drills: a report, or why none could be read.
 pub type DrillFacts = BTreeMap<String, Result<LastDrill, String>>;
-
-fn humanize_s(s: f64) -> String {
-    holdfast_ops::time::humanize(std::time::Duration::from_secs_f64(s.max(0.0)))
-}
 
 fn secret_lines(plan: &Plan, vault: &str) -> Vec<String> {
     let Some(v) = plan.vaults.get(vault) else {
@@ -275,7 +271,9 @@ fn last_tested(name: &str, in_drills: &[&String], drills: &DrillFacts) -> String
         ),
         Some(Err(why)) => format!("unknown: {why}."),
         Some(Ok(d)) => {
-            let rto = d.rto_seconds.map_or("-".into(), humanize_s);
+            let rto = d
+                .rto_seconds
+                .map_or("-".into(), holdfast_ops::time::humanize_secs);
             let passed = match &d.last_passed {
                 Some(t) if *t == d.started => String::new(),
                 Some(t) => format!("; last recovered by a passing drill {t}"),

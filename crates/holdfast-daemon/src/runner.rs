@@ -255,31 +255,30 @@ impl Runtime {
     }
 
     /// Start `work` now unless one is already queued or running: returns the job and
-    /// whether it was queued by this call. The check and the new job's record happen under
-    /// one lock, so two requests at the same moment queue one job.
-    fn request(
+    /// whether it was queued by this call. The check and the new job's record (`create`: its
+    /// id and what `spawn` needs) happen under one lock, so two requests at the same moment
+    /// queue one job; `spawn` launches it, holding the guard that counts it in flight.
+    fn request_with<T, E>(
         self: &Arc<Self>,
         work: Work,
-        create: impl FnOnce() -> Result<i64, crate::catalog::CatalogError>,
-    ) -> Result<(i64, bool), crate::catalog::CatalogError> {
+        create: impl FnOnce() -> Result<(i64, T), E>,
+        spawn: impl FnOnce(T, InFlight),
+    ) -> Result<(i64, bool), E> {
         let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(job) = m.get(&work).and_then(|v| v.first()) {
             return Ok((*job, false));
         }
-        let job = create()?;
+        let (job, made) = create()?;
         m.entry(work.clone()).or_default().push(job);
         drop(m);
-        let reg = InFlight {
-            map: self.in_flight.clone(),
-            work: work.clone(),
-            job,
-        };
-        match work {
-            Work::Run(r) => self.spawn_run_registered(job, r, None, reg),
-            Work::Verify(v) => self.spawn_verify_registered(job, v, None, reg),
-            // Restore tests are requested through `request_restore_test`.
-            Work::RestoreTest(_) => drop(reg),
-        }
+        spawn(
+            made,
+            InFlight {
+                map: self.in_flight.clone(),
+                work,
+                job,
+            },
+        );
         Ok((job, true))
     }
 
@@ -290,9 +289,11 @@ impl Runtime {
         resource: &str,
         trigger: &str,
     ) -> Result<(i64, bool), crate::catalog::CatalogError> {
-        self.request(Work::Run(resource.to_string()), || {
-            self.create_backup(resource, trigger, None)
-        })
+        self.request_with(
+            Work::Run(resource.to_string()),
+            || Ok((self.create_backup(resource, trigger, None)?, ())),
+            |(), reg| self.spawn_run_registered(reg.job, resource.to_string(), None, reg),
+        )
     }
 
     /// A verify of `vault` now, unless one is already queued or running (then that one).
@@ -301,9 +302,11 @@ impl Runtime {
         vault: &str,
         trigger: &str,
     ) -> Result<(i64, bool), crate::catalog::CatalogError> {
-        self.request(Work::Verify(vault.to_string()), || {
-            self.create_verify(vault, trigger, None)
-        })
+        self.request_with(
+            Work::Verify(vault.to_string()),
+            || Ok((self.create_verify(vault, trigger, None)?, ())),
+            |(), reg| self.spawn_verify_registered(reg.job, vault.to_string(), None, reg),
+        )
     }
 
     /// Spawn `work`, counted among the runs in progress until it ends.

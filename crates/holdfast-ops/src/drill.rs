@@ -46,6 +46,17 @@ pub enum Outcome {
     NotRecoverable,
 }
 
+impl Outcome {
+    /// How reports print it: `recovered`, `FAILED`, `NOT RECOVERABLE`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Recovered => "recovered",
+            Outcome::Failed => "FAILED",
+            Outcome::NotRecoverable => "NOT RECOVERABLE",
+        }
+    }
+}
+
 /// One resource of a drill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DrillResource {
@@ -205,23 +216,13 @@ fn recover(ctx: &Context<'_>, vault: &Vault, t: &RestoreTestRequest) -> DrillRes
 }
 
 fn dur(s: Option<f64>) -> String {
-    s.map_or("-".into(), |s| {
-        crate::time::humanize(std::time::Duration::from_secs_f64(s.max(0.0)))
-    })
+    s.map_or("-".into(), crate::time::humanize_secs)
 }
 
 fn target(s: Option<u64>) -> String {
     s.map_or("-".into(), |s| {
         crate::time::humanize(std::time::Duration::from_secs(s))
     })
-}
-
-fn outcome(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Recovered => "recovered",
-        Outcome::Failed => "FAILED",
-        Outcome::NotRecoverable => "NOT RECOVERABLE",
-    }
 }
 
 /// The report for people, in Markdown.
@@ -246,7 +247,7 @@ pub fn markdown(r: &DrillReport) -> String {
         m.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             cell(&x.resource),
-            outcome(x.outcome),
+            x.outcome.label(),
             x.point.as_deref().map_or("-", |p| &p[..p.len().min(12)]),
             x.kind.as_deref().unwrap_or("-"),
             dur(x.rpo_seconds),
@@ -258,7 +259,7 @@ pub fn markdown(r: &DrillReport) -> String {
     for x in &r.resources {
         m.push_str(&format!("\n## {}\n\n", cell(&x.resource)));
         if let Some(e) = &x.error {
-            m.push_str(&format!("- **{}**: {}\n", outcome(x.outcome), cell(e)));
+            m.push_str(&format!("- **{}**: {}\n", x.outcome.label(), cell(e)));
         }
         for c in &x.checks {
             m.push_str(&format!(
@@ -308,7 +309,7 @@ pub fn html(r: &DrillReport) -> String {
             "<tr><td>{}</td><td class=\"{}\">{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(&x.resource),
             if x.outcome == Outcome::Recovered { "ok" } else { "bad" },
-            outcome(x.outcome),
+            x.outcome.label(),
             esc(x.point.as_deref().map_or("-", |p| &p[..p.len().min(12)])),
             esc(x.kind.as_deref().unwrap_or("-")),
             dur(x.rpo_seconds),
@@ -323,7 +324,7 @@ pub fn html(r: &DrillReport) -> String {
         if let Some(e) = &x.error {
             h.push_str(&format!(
                 "<li class=\"bad\">{}: {}</li>\n",
-                outcome(x.outcome),
+                x.outcome.label(),
                 esc(e)
             ));
         }

@@ -170,12 +170,13 @@ pub fn show(vault: &Vault, prefix: &str) -> Result<(Id, Evidence)> {
         )));
     }
     let prefix = prefix.to_ascii_lowercase();
-    let (all, _) = vault.list_evidence()?;
-    let mut hits = all
+    // Only the record asked for is read and opened.
+    let ids = vault.evidence_ids()?;
+    let mut hits = ids
         .into_iter()
-        .filter(|(id, _)| id.to_hex().starts_with(&prefix));
+        .filter(|id| id.to_hex().starts_with(&prefix));
     match (hits.next(), hits.next()) {
-        (Some(one), None) => Ok(one),
+        (Some(id), None) => Ok((id, vault.load_evidence(&id)?)),
         (None, _) => Err(Error::NotFound(format!(
             "no evidence record {prefix} (see `holdfast evidence list`)"
         ))),

@@ -77,6 +77,11 @@ pub fn humanize(d: std::time::Duration) -> String {
     }
 }
 
+/// [`humanize`] of a measured number of seconds (negative counts as 0), as reports hold them.
+pub fn humanize_secs(secs: f64) -> String {
+    humanize(std::time::Duration::from_secs_f64(secs.max(0.0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,6 +112,19 @@ pub fn scrub_for(cmd: &mut Command, child: Child) -> &mut Command {
     }
 }
 
+/// Wait up to `limit` for `child` to exit by itself, then kill it; it is reaped either way.
+pub fn wait_or_kill(child: &mut std::process::Child, limit: std::time::Duration) {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Make the program started by `cmd` die with this thread's process (`PR_SET_PDEATHSIG`,
 /// with `signal`): a holdfast killed with kill -9 leaves no export, check or scratch server
 /// running. The signal is sent when the *thread* that spawned the child ends, so spawn it

@@ -22,10 +22,10 @@ use holdfast_engine::{Error, Result};
 
 use crate::postgres::{PgConn, tool};
 
-/// The fact: `{"DB": {"SCHEMA.TABLE": ROWS, …}, …}`.
-pub const ROW_COUNTS_FACT: &str = "row_counts";
-/// The fact: `{"DB": "64 hex", …}` (see [`DbFacts::schema`]).
-pub const SCHEMA_FACT: &str = "schema_blake3";
+/// The facts' names, as SQLite points use them; a PostgreSQL point's `row_counts` is
+/// `{"DB": {"SCHEMA.TABLE": ROWS, …}, …}` and its `schema_blake3` `{"DB": "64 hex", …}` (see
+/// [`DbFacts::schema`]).
+pub use crate::sqlite::{ROW_COUNTS_FACT, SCHEMA_FACT};
 
 /// What one database held.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -225,17 +225,7 @@ impl Drop for SnapshotHolder {
     fn drop(&mut self) {
         // End of input: psql ends the (read-only) transaction and exits.
         drop(self.stdin.take());
-        if self.child.try_wait().ok().flatten().is_none() {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while std::time::Instant::now() < deadline {
-                if self.child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::child_env::wait_or_kill(&mut self.child, std::time::Duration::from_secs(10));
     }
 }
 

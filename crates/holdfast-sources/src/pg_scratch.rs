@@ -29,8 +29,6 @@ pub struct ScratchCluster {
     port: u16,
     password: String,
     child: Option<Child>,
-    /// How long `initdb` and the server's start took.
-    pub started_in: Duration,
 }
 
 impl std::fmt::Debug for ScratchCluster {
@@ -99,7 +97,6 @@ fn chown(path: &Path, user: Option<(u32, u32)>) -> Result<()> {
 impl ScratchCluster {
     /// Make and start a cluster in `dir` (created; its parent must exist).
     pub fn start(dir: &Path) -> Result<ScratchCluster> {
-        let t = Instant::now();
         let user = server_user()?;
         if user.is_some()
             && let Some(parent) = dir.parent()
@@ -162,13 +159,9 @@ impl ScratchCluster {
                 port,
                 password: password.clone(),
                 child: None,
-                started_in: Duration::ZERO,
             };
             match c.launch(&data, user) {
-                Ok(()) => {
-                    c.started_in = t.elapsed();
-                    return Ok(c);
-                }
+                Ok(()) => return Ok(c),
                 // Another program took the port between the probe and the start: again.
                 Err(e) => last = e.to_string(),
             }
@@ -286,31 +279,14 @@ impl ScratchCluster {
         ]
     }
 
-    /// Its folder (data in `data/`, the server's log in `server.log`).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Stop the server (fast shutdown; killed after 30 s).
-    pub fn stop(mut self) {
-        self.stop_server();
-    }
-
+    /// Stop the server: fast shutdown, killed after 30 s.
     fn stop_server(&mut self) {
         let Some(mut ch) = self.child.take() else {
             return;
         };
         let pid = nix::unistd::Pid::from_raw(ch.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if ch.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = ch.kill();
-        let _ = ch.wait();
+        child_env::wait_or_kill(&mut ch, Duration::from_secs(30));
     }
 }
 

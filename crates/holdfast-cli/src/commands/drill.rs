@@ -23,19 +23,6 @@ pub fn run(ctx: &Ctx, c: DrillCommand) -> Result<i32> {
     }
 }
 
-fn open_vault(
-    ctx: &Ctx,
-    loaded: &holdfast_daemon::LoadedPlan,
-    name: &str,
-) -> Result<holdfast_engine::Vault> {
-    let v = loaded
-        .plan
-        .vaults
-        .get(name)
-        .ok_or_else(|| Error::NotFound(format!("vault {name:?} is not in the plan")))?;
-    holdfast_daemon::preflight::open_plan_vault(name, v, &ctx.s3)
-}
-
 fn run_drill(ctx: &Ctx, name: &str, dir: Option<&Path>, a: &PlanArgs) -> Result<i32> {
     let loaded = super::schedule::load_plan(a.plan.clone(), a.state_dir.as_ref())?;
     let req = holdfast_daemon::commands::drill(&loaded, name)
@@ -43,11 +30,10 @@ fn run_drill(ctx: &Ctx, name: &str, dir: Option<&Path>, a: &PlanArgs) -> Result<
     let term = output::Term::plain(ctx.json, ctx.quiet);
     // Only the drill's vault, with the plan's secret for it: what is left after the primary
     // site is lost.
-    let vault = open_vault(ctx, &loaded, &req.vault)?;
-    let r = holdfast_ops::session::within(&vault, "drill", false, |_| {
-        holdfast_ops::session::load_index(&vault, &term)?;
-        ctx.with_ops(&term, |o| drill::run(o, &vault, &req))
-    })?;
+    let r =
+        super::restore_test::in_plan_vault(ctx, &loaded, &req.vault, "drill", &term, |o, v| {
+            drill::run(o, v, &req)
+        })?;
     let files = write_files(&r, dir.unwrap_or(Path::new(".")))?;
     if ctx.json {
         ctx.print_report(&r);
@@ -97,18 +83,12 @@ fn write_files(r: &DrillReport, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn secs(s: Option<f64>) -> String {
-    s.map_or("-".into(), |s| {
-        holdfast_ops::time::humanize(std::time::Duration::from_secs_f64(s.max(0.0)))
-    })
+    s.map_or("-".into(), holdfast_ops::time::humanize_secs)
 }
 
 fn print(r: &DrillReport) {
     for x in &r.resources {
-        let verdict = match x.outcome {
-            drill::Outcome::Recovered => "recovered",
-            drill::Outcome::Failed => "FAILED",
-            drill::Outcome::NotRecoverable => "NOT RECOVERABLE",
-        };
+        let verdict = x.outcome.label();
         println!(
             "{}: {verdict}; point {}, RPO {}, RTO {}",
             x.resource,
@@ -144,7 +124,9 @@ fn report(ctx: &Ctx, name: Option<&str>, last: usize, a: &PlanArgs) -> Result<i3
         Some((loaded, v))
     });
     let vault = match &from_plan {
-        Some((loaded, v)) => open_vault(ctx, loaded, v)?,
+        Some((loaded, v)) => {
+            holdfast_daemon::preflight::open_named_vault(&loaded.plan, v, &ctx.s3)?
+        }
         None => ctx.open_to(&term)?,
     };
     let drills = holdfast_ops::evidence::drills(&vault, name, last)?;
@@ -240,7 +222,7 @@ fn drill_facts(
         let Some(v) = d.test.from.clone() else {
             continue;
         };
-        let reports = open_vault(ctx, loaded, &v)
+        let reports = holdfast_daemon::preflight::open_named_vault(&loaded.plan, &v, &ctx.s3)
             .and_then(|vault| holdfast_ops::evidence::drills(&vault, Some(name), 0));
         for res in &d.test.resources {
             let fact = match &reports {
@@ -265,12 +247,7 @@ fn drill_facts(
                         drill: name.clone(),
                         vault: v.clone(),
                         started: r.started.clone(),
-                        outcome: match x.outcome {
-                            drill::Outcome::Recovered => "recovered",
-                            drill::Outcome::Failed => "FAILED",
-                            drill::Outcome::NotRecoverable => "NOT RECOVERABLE",
-                        }
-                        .into(),
+                        outcome: x.outcome.label().into(),
                         rto_seconds: x.rto_seconds,
                         last_passed,
                     })

@@ -2,6 +2,7 @@
 
 use holdfast_engine::Result;
 use holdfast_ops::evidence::{self, EvidenceRequest};
+use holdfast_ops::time::humanize_secs as secs;
 
 use super::Ctx;
 use crate::cli::EvidenceCommand;
@@ -95,8 +96,4 @@ pub fn run(ctx: &Ctx, c: EvidenceCommand) -> Result<i32> {
             Ok(exit::OK)
         }
     }
-}
-
-fn secs(s: f64) -> String {
-    holdfast_daemon::runner::humanize(std::time::Duration::from_secs_f64(s.max(0.0)))
 }

@@ -4,6 +4,7 @@
 use holdfast_daemon::commands::PrepareError;
 use holdfast_engine::{Error, Result};
 use holdfast_ops::restore_test::{self, RestoreTestReport};
+use holdfast_ops::time::humanize_secs as humanize;
 use serde::Serialize;
 
 use super::Ctx;
@@ -107,15 +108,25 @@ fn test_one(
     term: &output::Term,
     run: &holdfast_daemon::commands::TestRun,
 ) -> Result<RestoreTestReport> {
-    let v = loaded
-        .plan
-        .vaults
-        .get(&run.vault)
-        .ok_or_else(|| Error::NotFound(format!("vault {:?} is not in the plan", run.vault)))?;
-    let vault = holdfast_daemon::preflight::open_plan_vault(&run.vault, v, &ctx.s3)?;
-    holdfast_ops::session::within(&vault, "restore test", false, |_| {
+    in_plan_vault(ctx, loaded, &run.vault, "restore test", term, |o, vault| {
+        restore_test::run(o, vault, &run.request)
+    })
+}
+
+/// Open the plan's vault `name`, then run `f` on it inside a session of `purpose` with its
+/// index loaded (a restore test, a drill).
+pub(super) fn in_plan_vault<T>(
+    ctx: &Ctx,
+    loaded: &holdfast_daemon::LoadedPlan,
+    name: &str,
+    purpose: &str,
+    term: &output::Term,
+    f: impl FnOnce(&holdfast_ops::Context<'_>, &holdfast_engine::Vault) -> Result<T>,
+) -> Result<T> {
+    let vault = holdfast_daemon::preflight::open_named_vault(&loaded.plan, name, &ctx.s3)?;
+    holdfast_ops::session::within(&vault, purpose, false, |_| {
         holdfast_ops::session::load_index(&vault, term)?;
-        ctx.with_ops(term, |o| restore_test::run(o, &vault, &run.request))
+        ctx.with_ops(term, |o| f(o, &vault))
     })
 }
 
@@ -163,8 +174,4 @@ fn objective(what: &str, measured: f64, max: Option<u64>, met: bool) -> String {
         ),
         None => format!("{what} {} (no objective)", humanize(measured)),
     }
-}
-
-fn humanize(secs: f64) -> String {
-    holdfast_daemon::runner::humanize(std::time::Duration::from_secs_f64(secs.max(0.0)))
 }

@@ -38,6 +38,17 @@ impl Env {
         self.dir.path().join(p)
     }
 
+    /// A `tmp` folder of this env that its commands use as `TMPDIR` (so a test sees what
+    /// they leave there).
+    #[allow(dead_code)]
+    pub fn private_tmpdir(&mut self) -> PathBuf {
+        let tmp = self.path("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        self.extra_env
+            .push(("TMPDIR".into(), tmp.display().to_string()));
+        tmp
+    }
+
     /// A `holdfast` command with this env's vault, passphrase and cache; nothing inherited
     /// from the caller's HOLDFAST_* variables.
     pub fn std_cmd(&self) -> std::process::Command {

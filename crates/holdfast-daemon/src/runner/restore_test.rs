@@ -11,6 +11,8 @@ use holdfast_ops::worker::Report;
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::{Duration, Instant};
 
+use holdfast_ops::time::humanize_secs;
+
 use super::{InFlight, JobSpec, RunReport, Runtime, Try, Work, humanize};
 use crate::commands::{self, TestRun};
 use crate::exec;
@@ -80,11 +82,7 @@ impl Runtime {
             return;
         };
         let reg = self.register(Work::RestoreTest(name.clone()), first);
-        let rt = self.clone();
-        self.track(async move {
-            let _reg = reg;
-            rt.run_restore_test(jobs, &name, start_by).await;
-        });
+        self.track_restore_test(jobs, name, start_by, reg);
     }
 
     /// A run of restore test `name` now (the API's `POST …/run`), unless one is already
@@ -94,29 +92,32 @@ impl Runtime {
         name: &str,
         trigger: &str,
     ) -> Result<(i64, bool), String> {
-        let work = Work::RestoreTest(name.to_string());
-        let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(job) = m.get(&work).and_then(|v| v.first()) {
-            return Ok((*job, false));
-        }
-        let jobs = self.create_restore_test(name, trigger, None)?;
-        let Some(first) = jobs.first().map(|j| j.0) else {
-            return Err(format!("restore test {name:?} covers no resource"));
-        };
-        m.entry(work.clone()).or_default().push(first);
-        drop(m);
-        let reg = InFlight {
-            map: self.in_flight.clone(),
-            work,
-            job: first,
-        };
+        self.request_with(
+            Work::RestoreTest(name.to_string()),
+            || {
+                let jobs = self.create_restore_test(name, trigger, None)?;
+                let first = jobs
+                    .first()
+                    .map(|j| j.0)
+                    .ok_or_else(|| format!("restore test {name:?} covers no resource"))?;
+                Ok((first, jobs))
+            },
+            |jobs, reg| self.track_restore_test(jobs, name.to_string(), None, reg),
+        )
+    }
+
+    fn track_restore_test(
+        self: &Arc<Self>,
+        jobs: TestJobs,
+        name: String,
+        start_by: Option<Instant>,
+        reg: InFlight,
+    ) {
         let rt = self.clone();
-        let name = name.to_string();
         self.track(async move {
             let _reg = reg;
-            rt.run_restore_test(jobs, &name, None).await;
+            rt.run_restore_test(jobs, &name, start_by).await;
         });
-        Ok((first, true))
     }
 
     /// Run the jobs of restore test `name`, one resource after the other (one run of a test
@@ -186,7 +187,7 @@ fn judge(r: Report) -> Try {
 }
 
 fn rto_of(t: &RestoreTestReport) -> String {
-    let rto = humanize(Duration::from_secs_f64(t.rto_seconds.max(0.0)));
+    let rto = humanize_secs(t.rto_seconds);
     match t.max_rto_seconds {
         Some(m) => format!("RTO {rto} (objective {})", humanize(Duration::from_secs(m))),
         None => format!("RTO {rto}"),
@@ -200,7 +201,7 @@ fn passed_summary(t: &RestoreTestReport) -> String {
         t.checks.len(),
         rto_of(t),
         &t.point[..t.point.len().min(8)],
-        humanize(Duration::from_secs_f64(t.rpo_seconds.max(0.0)))
+        humanize_secs(t.rpo_seconds)
     )
 }
 

@@ -51,21 +51,28 @@ impl Vault {
         serde_json::from_slice(json).map_err(|e| Error::damaged(h.path(), e))
     }
 
+    /// The ids of the stored evidence records (nothing is read or opened).
+    pub fn evidence_ids(&self) -> Result<Vec<Id>> {
+        Ok(self
+            .storage
+            .list(Kind::Evidence)?
+            .iter()
+            .filter_map(|o| Id::from_hex(&o.name))
+            .collect())
+    }
+
     /// Every evidence record, oldest first, and the objects that could not be read or did
     /// not verify.
     pub fn list_evidence(&self) -> Result<(Vec<EvidenceEntry>, Vec<Damage>)> {
         self.require_full("listing evidence")?;
         let mut out = Vec::new();
         let mut damage = Vec::new();
-        for o in self.storage.list(Kind::Evidence)? {
-            let Some(id) = Id::from_hex(&o.name) else {
-                continue;
-            };
+        for id in self.evidence_ids()? {
             match self.load_evidence(&id) {
                 Ok(e) => out.push((id, e)),
                 Err(e @ Error::Storage(_)) if e.retryable() => return Err(e),
                 Err(e) => damage.push(Damage {
-                    object: format!("evidence/{}", o.name),
+                    object: format!("evidence/{}", id.to_hex()),
                     reason: e.to_string(),
                 }),
             }
