@@ -399,3 +399,95 @@ checks = [
     let left = processes(|c| c.contains(&*tmp.to_string_lossy()));
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_mariadb_restore_test_runs_in_a_scratch_server_with_check_table_sql_and_a_command() {
+    use holdfast_testkit::mariadb::MariaDb;
+    let Some(src) = MariaDb::start() else { return };
+    src.sql(
+        "CREATE DATABASE app; \
+         CREATE TABLE app.orders(id INT AUTO_INCREMENT PRIMARY KEY, total DECIMAL(10,2)) ENGINE=InnoDB; \
+         CREATE TABLE app.log(msg TEXT) ENGINE=MyISAM; \
+         USE app; INSERT INTO app.orders(total) SELECT seq FROM seq_1_to_500; \
+         INSERT INTO app.log VALUES ('one'), ('two')",
+    );
+    let (env, tmp) = setup();
+    let p = plan(
+        &env,
+        "",
+        &format!(
+            r#"
+[resources.maria]
+kind = "mysql"
+category = "critical_data"
+url = "{url}"
+
+[restore_tests.maria-smoke]
+resources = ["maria"]
+checks = [
+  {{ sql = "select count(*) = 500 from app.orders" }},
+  {{ command = "mariadb -N -e 'select count(*) from app.log' | grep -qx 2" }},
+]
+"#,
+            url = src.url()
+        ),
+    );
+    let plan_arg = p.to_str().unwrap();
+    back_up_all(&env, plan_arg);
+    let j = env.json(&["restore-test", "run", "maria-smoke", "--plan", plan_arg]);
+    assert_eq!(j["passed"], true, "{j:#}");
+    let r = &j["results"][0];
+    assert_eq!(r["kind"], "mysql", "{r:#}");
+    let names: Vec<&str> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[..2], ["restore", "check_tables"], "{r:#}");
+    let tables = r["checks"][1]["detail"].as_str().unwrap();
+    assert!(tables.ends_with("tables OK"), "{tables}");
+    let phases: Vec<&str> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        phases.contains(&"start") && phases.contains(&"restore"),
+        "{phases:?}"
+    );
+    assert!(scratch_left(&tmp).is_empty(), "{:?}", scratch_left(&tmp));
+    let left = processes(|c| c.contains(&*tmp.to_string_lossy()));
+    assert!(left.is_empty(), "{left:?}");
+
+    // A false SQL check fails the test, naming it; the server is still gone.
+    let failing = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("count(*) = 500", "count(*) = 501");
+    std::fs::write(&p, failing).unwrap();
+    let o = env.run(&[
+        "--json",
+        "restore-test",
+        "run",
+        "maria-smoke",
+        "--plan",
+        plan_arg,
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let failed: Vec<&str> = j["results"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        ["sql: select count(*) = 501 from app.orders"],
+        "{j:#}"
+    );
+    let left = processes(|c| c.contains(&*tmp.to_string_lossy()));
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -496,10 +496,16 @@ fn test_runs(
                 what: "category",
                 name: res.category.get_ref().clone(),
             })?;
-        // Database checks run against database resources only (plan check requires one).
+        // Database checks run against the resources they fit (plan check requires one):
+        // sql against every database, row_counts against those whose points record counts.
+        let kind = *res.kind.get_ref();
         let checks: Vec<Check> = checks
             .iter()
-            .filter(|c| res.kind.get_ref().queryable() || matches!(c, Check::Command(_)))
+            .filter(|c| match c {
+                Check::Sql(_) => kind.queryable(),
+                Check::RowCounts(_) => kind.counts_rows(),
+                Check::Command(_) => true,
+            })
             .cloned()
             .collect();
         out.push(TestRun {

@@ -239,6 +239,12 @@ pub fn wal_fetch(vault: &Vault, resource: &str, name: &str, dest: &Path) -> Resu
     }) else {
         return Ok(false);
     };
+    write_wal(vault, id, m, name, dest)?;
+    Ok(true)
+}
+
+/// Write WAL file `name` of the WAL point `id` to `dest`, synced, through a temporary file.
+fn write_wal(vault: &Vault, id: &Id, m: &Manifest, name: &str, dest: &Path) -> Result<u64> {
     let tree = vault.load_tree(&m.root)?;
     let node = tree
         .nodes
@@ -253,10 +259,66 @@ pub fn wal_fetch(vault: &Vault, resource: &str, name: &str, dest: &Path) -> Resu
         .prefix(".holdfast-wal-")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    restore::dump(vault, node, tmp.as_file_mut())?;
+    let n = restore::dump(vault, node, tmp.as_file_mut())?;
     tmp.as_file().sync_all().map_err(|e| Error::io(dest, e))?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    Ok(true)
+    Ok(n)
+}
+
+/// What [`fetch_archive`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchedArchive {
+    /// WAL files (segments, history and backup labels) written.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// When the newest of them was archived, Unix ns (none: no WAL after the base backup).
+    pub newest_ns: Option<i64>,
+}
+
+/// Write every archived WAL file the base backup `base` needs into the folder `dir` (which
+/// must exist): the segments from its first one onward on every timeline, and all history
+/// files — what a recovery to the end of the archive replays, fetched ahead so the server's
+/// `restore_command` is a copy.
+pub fn fetch_archive(vault: &Vault, base: &Manifest, dir: &Path) -> Result<FetchedArchive> {
+    let seg_size = base
+        .source
+        .facts
+        .get("wal_segment_size")
+        .and_then(|s| pitr::parse_size(s))
+        .unwrap_or(16 << 20);
+    let first = base
+        .source
+        .facts
+        .get("start_lsn")
+        .and_then(|l| pitr::base_first_segment(l, seg_size));
+    let (points, _) = holdfast_engine::trust::split(vault, vault.list_points()?.0)?;
+    let wr = wal_resource(&base.resource);
+    let mut out = FetchedArchive::default();
+    let mut seen = std::collections::HashSet::new();
+    // Newest first: a file archived twice (a retried push) is taken once, the newest copy.
+    for (id, m) in points.iter().rev() {
+        if m.source.kind != WAL_KIND || m.resource != wr {
+            continue;
+        }
+        let Some(name) = m.source.facts.get("wal_file") else {
+            continue;
+        };
+        if !pitr::valid_wal_name(name) || !seen.insert(name.clone()) {
+            continue;
+        }
+        let needed = match (pitr::wal_segment_number(name, seg_size), first) {
+            (Some(n), Some(f)) => n >= f,
+            _ => true,
+        };
+        if !needed {
+            continue;
+        }
+        out.bytes += write_wal(vault, id, m, name, &dir.join(name))?;
+        out.files += 1;
+        out.newest_ns = Some(out.newest_ns.map_or(m.time_ns, |t| t.max(m.time_ns)));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

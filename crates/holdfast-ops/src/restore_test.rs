@@ -22,25 +22,32 @@
 //! the start of the test to the end of its checks) against the objective, and the RPO at test
 //! time (the point's age) against the category's.
 
-use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use holdfast_engine::point::Manifest;
-use holdfast_engine::tree::NodeKind;
 use holdfast_engine::{Error, Id, Result, Vault};
-use holdfast_sources::sqlite;
 use serde::{Deserialize, Serialize};
 
 use crate::Context;
 use crate::restore::{RestoreReport, RestoreRequest, RestoreTarget, restore};
 
+mod checks;
+mod files;
+mod mariadb;
 mod postgres;
+mod sweep;
+
+use checks::{clip, run_check};
+pub use files::{TreeComparison, compare_tree};
+pub use sweep::sweep_leftovers;
 
 /// The prefix of every scratch folder a restore test makes in the temporary directory.
 pub const SCRATCH_PREFIX: &str = "holdfast-restore-test-";
+
+/// The variable that marks a check's processes with their test's scratch folder, so the
+/// sweep of a dead test's folder finds what it left running.
+pub const SCRATCH_ENV: &str = "HOLDFAST_RESTORE_SCRATCH";
 
 /// Which of a resource's points a restore test restores.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -141,8 +148,12 @@ pub struct RestoreTestReport {
     pub max_rto_seconds: Option<u64>,
     /// Whether the measured RTO is within the objective (true without one).
     pub rto_met: bool,
-    /// The point's age when the test started, seconds: the data a recovery now would lose.
+    /// The point's age when the test started, seconds: the data a recovery now would lose
+    /// (for a base backup, the age of the newest WAL file replayed).
     pub rpo_seconds: f64,
+    /// A base backup: when the newest WAL file replayed after it was archived, Unix ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_to_ns: Option<i64>,
     /// The category's RPO.
     pub max_rpo_seconds: Option<u64>,
     /// Whether the point's age is within the RPO (true without one).
@@ -187,6 +198,7 @@ pub fn run(
         .tempdir_in(&base)
         .map_err(|e| Error::io(&base, e))?;
     let mut checks = Vec::new();
+    let mut recovered_to_ns = None;
     let t = Instant::now();
     let target = match m.source.kind.as_str() {
         "sqlite" => {
@@ -250,6 +262,23 @@ pub fn run(
             });
             Target::Dir(dir)
         }
+        holdfast_sources::pitr::BASE_KIND => {
+            let r =
+                postgres::pitr::prepare(vault, &id, &m, scratch.path(), &mut phases, &mut checks)?;
+            recovered_to_ns = r.newest_wal_ns.filter(|t| *t > m.time_ns);
+            match r.target {
+                Some(t) => Target::Postgres(Box::new(t)),
+                None => Target::Unrecovered,
+            }
+        }
+        "mysql" => Target::Mysql(Box::new(mariadb::prepare(
+            ctx,
+            vault,
+            &id,
+            scratch.path(),
+            &mut phases,
+            &mut checks,
+        )?)),
         "postgres" => Target::Postgres(Box::new(postgres::prepare(
             ctx,
             vault,
@@ -260,8 +289,8 @@ pub fn run(
         )?)),
         other => {
             return Err(Error::Unsupported(format!(
-                "restore tests of {other} points are not supported yet (files, sqlite and \
-                 postgres are)"
+                "restore tests of {other} points are not supported yet (files, sqlite, \
+                 postgres, postgres-base and mysql are)"
             )));
         }
     };
@@ -287,7 +316,7 @@ pub fn run(
         ctx.sink
             .warning(&format!("the scratch folder could not be removed: {e}"));
     }
-    let rpo = ((now_ns - m.time_ns).max(0) as f64) / 1e9;
+    let rpo = ((now_ns - recovered_to_ns.unwrap_or(m.time_ns)).max(0) as f64) / 1e9;
     let rto_met = req.max_rto_seconds.is_none_or(|max| rto <= max as f64);
     let rpo_met = req.rpo_seconds.is_none_or(|max| rpo <= max as f64);
     let passed = rto_met && checks.iter().all(|c| c.passed);
@@ -301,6 +330,7 @@ pub fn run(
         max_rto_seconds: req.max_rto_seconds,
         rto_met,
         rpo_seconds: rpo,
+        recovered_to_ns,
         max_rpo_seconds: req.rpo_seconds,
         rpo_met,
         checks,
@@ -322,6 +352,9 @@ enum Target {
     Dir(PathBuf),
     Sqlite(PathBuf),
     Postgres(Box<postgres::PgTarget>),
+    Mysql(Box<mariadb::MyTarget>),
+    /// A base backup whose server did not recover: every check fails.
+    Unrecovered,
 }
 
 fn request(id: &Id, target: RestoreTarget) -> RestoreRequest {
@@ -387,307 +420,5 @@ pub fn select(vault: &Vault, resource: &str, sel: &Select) -> Result<(Id, Manife
             Ok(window.swap_remove(i))
         }
         Select::Point { .. } => Err(none()),
-    }
-}
-
-/// What a comparison of a restored folder with its point found.
-#[derive(Debug, Default)]
-pub struct TreeComparison {
-    /// Files read back and compared.
-    pub files: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Directories found.
-    pub dirs: u64,
-    /// Symbolic links found with their targets.
-    pub links: u64,
-    /// What differs, one line each (`path: why`).
-    pub mismatches: Vec<String>,
-}
-
-/// Compare the folder `dir` with the tree `root` of `vault`: every file read back and its
-/// chunks compared with the point's chunk ids (keyed BLAKE3), every directory and link there.
-pub fn compare_tree(vault: &Vault, root: &Id, dir: &Path) -> Result<TreeComparison> {
-    let mut out = TreeComparison::default();
-    let mut stack = vec![(*root, dir.to_path_buf())];
-    while let Some((tree_id, path)) = stack.pop() {
-        for node in vault.load_tree(&tree_id)?.nodes {
-            let p = path.join(std::ffi::OsStr::from_bytes(&node.name));
-            match &node.kind {
-                NodeKind::Dir { subtree } => {
-                    if p.is_dir() {
-                        out.dirs += 1;
-                        stack.push((*subtree, p));
-                    } else {
-                        out.mismatches
-                            .push(format!("{}: directory missing", p.display()));
-                    }
-                }
-                NodeKind::Symlink { target } => match std::fs::read_link(&p) {
-                    Ok(t) if t.as_os_str().as_encoded_bytes() == target.as_slice() => {
-                        out.links += 1;
-                    }
-                    Ok(_) => out
-                        .mismatches
-                        .push(format!("{}: link target differs", p.display())),
-                    Err(e) => out.mismatches.push(format!("{}: {e}", p.display())),
-                },
-                NodeKind::File { size, content } => match compare_file(vault, &p, *size, content) {
-                    Ok(None) => {
-                        out.files += 1;
-                        out.bytes += size;
-                    }
-                    Ok(Some(why)) => out.mismatches.push(format!("{}: {why}", p.display())),
-                    Err(e) => out.mismatches.push(format!("{}: {e}", p.display())),
-                },
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Read `path` back and compare it with the chunks `content` (`size` bytes in all): None when
-/// it is the same, else why not.
-fn compare_file(
-    vault: &Vault,
-    path: &Path,
-    size: u64,
-    content: &[Id],
-) -> std::io::Result<Option<String>> {
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    if len != size {
-        return Ok(Some(format!("{len} bytes, the point has {size}")));
-    }
-    let mut buf = Vec::new();
-    for (i, id) in content.iter().enumerate() {
-        let Some(n) = vault.blob_len(id) else {
-            return Ok(Some(format!(
-                "chunk {i} ({}) is not in the index",
-                id.short()
-            )));
-        };
-        buf.clear();
-        (&mut f).take(n).read_to_end(&mut buf)?;
-        if buf.len() as u64 != n || vault.blob_id(&buf) != *id {
-            return Ok(Some(format!("chunk {i} differs from the point")));
-        }
-    }
-    Ok(None)
-}
-
-/// Remove scratch folders in `base` left by restore tests whose process is gone.
-pub fn sweep_leftovers(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(SCRATCH_PREFIX)) else {
-            continue;
-        };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(running);
-        if !alive {
-            kill_marked(&e.path());
-            // A scratch server the dead test started, if it still runs.
-            holdfast_sources::pg_scratch::stop_leftover(&e.path().join("pg").join("data"));
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
-/// Whether process `pid` runs (exists and is not a zombie: a killed test whose parent died
-/// too may stay one where nothing reaps orphans).
-fn running(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // `pid (comm) S …`: the state follows the last `)` (comm may hold parentheses).
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X') | None)
-}
-
-/// Kill every process whose environment marks it as a check of the scratch folder `dir`
-/// ([`SCRATCH_ENV`]): what a killed test's command left running.
-fn kill_marked(dir: &Path) {
-    let mut mark = format!("{SCRATCH_ENV}=").into_bytes();
-    mark.extend_from_slice(dir.as_os_str().as_bytes());
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(p.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|v| v == mark.as_slice()) {
-            // SAFETY: kill(2) with a pid read from /proc; no memory is involved.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
-    }
-}
-
-/// At most this much of a command's output goes into its check's detail.
-const OUTPUT_LIMIT: usize = 4096;
-
-/// `text`, cut to [`OUTPUT_LIMIT`] bytes (on a character boundary, marked with `…`).
-fn clip(text: &str) -> String {
-    let mut text = text.to_string();
-    if text.len() > OUTPUT_LIMIT {
-        let mut cut = OUTPUT_LIMIT;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
-}
-
-fn run_check(
-    check: &Check,
-    target: &Target,
-    scratch: &Path,
-    m: &Manifest,
-    restored: bool,
-) -> CheckResult {
-    let t = Instant::now();
-    let (name, result) = match (check, target) {
-        (Check::Sql(q), Target::Postgres(p)) => (format!("sql: {q}"), postgres::sql(p, q)),
-        (Check::RowCounts(_), Target::Postgres(p)) => {
-            ("row_counts".to_string(), postgres::row_counts(p, m))
-        }
-        _ => match check {
-            Check::Sql(q) => (format!("sql: {q}"), sql_check(target, q, restored)),
-            Check::RowCounts(_) => (
-                "row_counts".to_string(),
-                row_counts_check(target, m, restored),
-            ),
-            Check::Command(line) => (
-                format!("command: {line}"),
-                command_check(target, scratch, line),
-            ),
-        },
-    };
-    let (passed, detail) = match result {
-        Ok(d) => (true, d),
-        Err(d) => (false, d),
-    };
-    CheckResult {
-        check: name,
-        passed,
-        detail,
-        seconds: t.elapsed().as_secs_f64(),
-    }
-}
-
-fn sqlite_target(target: &Target, restored: bool) -> std::result::Result<&Path, String> {
-    match target {
-        Target::Sqlite(p) if restored => Ok(p),
-        Target::Sqlite(_) => Err("the database was not restored".into()),
-        Target::Dir(_) => Err("a SQL check needs a database point (this one holds files)".into()),
-        Target::Postgres(_) => Err("not a SQLite database".into()),
-    }
-}
-
-fn sql_check(target: &Target, q: &str, restored: bool) -> std::result::Result<String, String> {
-    let db = sqlite_target(target, restored)?;
-    let v = sqlite::query_value(db, q).map_err(|e| e.to_string())?;
-    if sqlite::is_true(&v) {
-        Ok(format!("returned {v}"))
-    } else {
-        Err(format!("returned {v}, not true"))
-    }
-}
-
-fn row_counts_check(
-    target: &Target,
-    m: &Manifest,
-    restored: bool,
-) -> std::result::Result<String, String> {
-    let db = sqlite_target(target, restored)?;
-    let recorded = m
-        .source
-        .facts
-        .get(sqlite::ROW_COUNTS_FACT)
-        .ok_or("the point recorded no row counts (it was written by an older holdfast)")?;
-    let want: BTreeMap<String, u64> =
-        serde_json::from_str(recorded).map_err(|e| format!("the recorded row counts: {e}"))?;
-    let (json, schema) = sqlite::snapshot_facts(db).map_err(|e| e.to_string())?;
-    let got: BTreeMap<String, u64> = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-    let mut diffs = Vec::new();
-    for name in want
-        .keys()
-        .chain(got.keys().filter(|k| !want.contains_key(*k)))
-    {
-        match (want.get(name), got.get(name)) {
-            (Some(w), Some(g)) if w == g => {}
-            (Some(w), Some(g)) => diffs.push(format!("{name}: {g} rows, {w} at backup")),
-            (Some(_), None) => diffs.push(format!("{name}: missing")),
-            (None, _) => diffs.push(format!("{name}: not in the backup")),
-        }
-    }
-    if let Some(fp) = m.source.facts.get(sqlite::SCHEMA_FACT)
-        && *fp != schema
-    {
-        diffs.push("the schema differs from the one recorded at backup".into());
-    }
-    if diffs.is_empty() {
-        let rows: u64 = got.values().sum();
-        Ok(format!("{} tables, {rows} rows, as at backup", got.len()))
-    } else {
-        Err(summarize(&diffs))
-    }
-}
-
-/// The variable that marks a check's processes with their test's scratch folder, so the
-/// sweep of a dead test's folder finds what it left running.
-pub const SCRATCH_ENV: &str = "HOLDFAST_RESTORE_SCRATCH";
-
-fn command_check(
-    target: &Target,
-    scratch: &Path,
-    line: &str,
-) -> std::result::Result<String, String> {
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.arg("-c").arg(line).stdin(std::process::Stdio::null());
-    holdfast_sources::child_env::for_program(&mut cmd);
-    // A test that is killed takes its check with it.
-    holdfast_sources::child_env::die_with_parent(&mut cmd, libc::SIGKILL);
-    cmd.env(SCRATCH_ENV, scratch);
-    match target {
-        Target::Dir(d) => cmd.env("HOLDFAST_RESTORE_DIR", d),
-        Target::Sqlite(p) => cmd.env("HOLDFAST_RESTORE_DB", p),
-        Target::Postgres(p) => cmd.envs(p.env()),
-    };
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run /bin/sh: {e}"))?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let text = clip(text.trim());
-    if out.status.success() {
-        Ok(if text.is_empty() {
-            "exit 0".into()
-        } else {
-            text
-        })
-    } else {
-        Err(format!(
-            "{}{}",
-            out.status,
-            if text.is_empty() {
-                String::new()
-            } else {
-                format!(": {text}")
-            }
-        ))
     }
 }

@@ -225,9 +225,17 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Whether a restore test's `sql` and `row_counts` checks run against its points (their
-    /// scratch target is a database holdfast can query).
+    /// Whether a restore test's `sql` checks run against its points (their scratch target
+    /// is a database holdfast can query).
     pub fn queryable(self) -> bool {
+        matches!(
+            self,
+            Kind::Sqlite | Kind::Postgres | Kind::PostgresBase | Kind::Mysql
+        )
+    }
+
+    /// Whether its points record row counts a restore test's `row_counts` compares with.
+    pub fn counts_rows(self) -> bool {
         matches!(self, Kind::Sqlite | Kind::Postgres)
     }
 

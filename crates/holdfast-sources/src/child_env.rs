@@ -144,6 +144,24 @@ pub fn die_with_parent(cmd: &mut Command, signal: i32) -> &mut Command {
     cmd
 }
 
+/// Run `cmd` as `user` (uid, gid) when given: a scratch server started by root runs as its
+/// service account.
+pub fn as_user(cmd: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    if let Some((uid, gid)) = user {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd
+}
+
+/// Give `path` to `user` (uid, gid) when given.
+pub fn chown(path: &std::path::Path, user: Option<(u32, u32)>) -> std::io::Result<()> {
+    match user {
+        Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

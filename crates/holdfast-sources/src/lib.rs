@@ -11,6 +11,7 @@ pub mod content;
 pub mod export;
 pub mod files;
 pub mod meta;
+pub mod my_scratch;
 pub mod mysql;
 pub mod pattern;
 pub mod pg_facts;

@@ -3,6 +3,13 @@
 //! `holdfast` superuser (SCRAM; handed to tools as `PGPASSWORD`, never in argv), settings for
 //! speed over durability (`fsync = off`: nothing here outlives the test).
 //!
+//! A restored base backup is adopted instead ([`ScratchCluster::adopt`]): its own
+//! `postgresql.conf` and `pg_hba.conf` are not used (they may name files of the source
+//! machine, and its passwords are unknown here). The server gets an empty configuration
+//! file, `trust` over a Unix socket only, in a `0700` folder only its owner (and root) can
+//! enter, no TCP, no archiving, and recovers from the archive folder beside the data
+//! folder before it accepts connections.
+//!
 //! The server is this process's child and dies with the thread that started it
 //! (`PR_SET_PDEATHSIG` with `SIGQUIT`, PostgreSQL's immediate shutdown); [`ScratchCluster`]
 //! stops it (fast shutdown) when dropped. PostgreSQL refuses to run as root: as root, `initdb`
@@ -27,7 +34,11 @@ const READY: Duration = Duration::from_secs(60);
 pub struct ScratchCluster {
     dir: PathBuf,
     port: u16,
-    password: String,
+    /// `127.0.0.1`, or the socket folder of an adopted cluster.
+    host: String,
+    user: String,
+    /// None for an adopted cluster (trust over its private socket).
+    password: Option<String>,
     child: Option<Child>,
 }
 
@@ -79,17 +90,27 @@ fn free_port() -> Result<u16> {
         .map_err(|e| Error::Input(format!("scratch PostgreSQL: no free port: {e}")))
 }
 
-fn as_user(cmd: &mut Command, user: Option<(u32, u32)>) {
-    use std::os::unix::process::CommandExt;
-    if let Some((uid, gid)) = user {
-        cmd.uid(uid).gid(gid);
-    }
+fn chown(path: &Path, user: Option<(u32, u32)>) -> Result<()> {
+    child_env::chown(path, user).map_err(|e| io(path, "cannot give to postgres", e))
 }
 
-fn chown(path: &Path, user: Option<(u32, u32)>) -> Result<()> {
-    if let Some((uid, gid)) = user {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid))
-            .map_err(|e| io(path, "cannot give to postgres", e))?;
+/// Give `dir` and everything in it to the server's user (a restored base backup is ours).
+fn chown_tree(dir: &Path, user: Option<(u32, u32)>) -> Result<()> {
+    if user.is_none() {
+        return Ok(());
+    }
+    chown(dir, user)?;
+    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, "cannot read", e))?;
+    for e in entries {
+        let e = e.map_err(|e| io(dir, "cannot read", e))?;
+        let ft = e
+            .file_type()
+            .map_err(|err| io(&e.path(), "cannot read", err))?;
+        if ft.is_dir() {
+            chown_tree(&e.path(), user)?;
+        } else if !ft.is_symlink() {
+            chown(&e.path(), user)?;
+        }
     }
     Ok(())
 }
@@ -139,7 +160,7 @@ impl ScratchCluster {
             .arg(format!("--pwfile={}", pwfile.display()))
             .current_dir(dir)
             .stdin(Stdio::null());
-        as_user(&mut init, user);
+        child_env::as_user(&mut init, user);
         let out = init
             .output()
             .map_err(|e| Error::Input(format!("scratch PostgreSQL: cannot run initdb: {e}")))?;
@@ -157,10 +178,17 @@ impl ScratchCluster {
             let mut c = ScratchCluster {
                 dir: dir.to_path_buf(),
                 port,
-                password: password.clone(),
+                host: "127.0.0.1".into(),
+                user: USER.into(),
+                password: Some(password.clone()),
                 child: None,
             };
-            match c.launch(&data, user) {
+            let settings = vec![
+                "listen_addresses=127.0.0.1".to_string(),
+                format!("port={port}"),
+                "unix_socket_directories=".into(),
+            ];
+            match c.launch(&data, user, settings, READY) {
                 Ok(()) => return Ok(c),
                 // Another program took the port between the probe and the start: again.
                 Err(e) => last = e.to_string(),
@@ -171,17 +199,83 @@ impl ScratchCluster {
         )))
     }
 
-    fn launch(&mut self, data: &Path, user: Option<(u32, u32)>) -> Result<()> {
+    /// Start a server on the base backup laid out in `dir/data` (recovery settings
+    /// written, WAL in `dir/wal`): it recovers to the end of that archive and promotes, and
+    /// is ready when it accepts connections (at most `recovery` later). `superuser` is the
+    /// source cluster's bootstrap superuser, the role checks connect as.
+    pub fn adopt(dir: &Path, superuser: &str, recovery: Duration) -> Result<ScratchCluster> {
+        let user = server_user()?;
+        if user.is_some()
+            && let Some(parent) = dir.parent()
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))
+                .map_err(|e| io(parent, "cannot open", e))?;
+        }
+        let sock = dir.join("sock");
+        std::fs::create_dir(&sock).map_err(|e| io(&sock, "cannot create", e))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io(&sock, "cannot close", e))?;
+        }
+        let conf = dir.join("postgresql.conf");
+        let hba = dir.join("pg_hba.conf");
+        let ident = dir.join("pg_ident.conf");
+        for (path, text) in [
+            (
+                &conf,
+                "# holdfast restore test: settings come from the command line\n",
+            ),
+            (&hba, "local all all trust\n"),
+            (&ident, ""),
+        ] {
+            std::fs::write(path, text).map_err(|e| io(path, "cannot write", e))?;
+        }
+        chown_tree(dir, user)?;
+        // The socket's name carries the port; the folder is private, so any port will do.
+        let port = 5432;
+        let mut c = ScratchCluster {
+            dir: dir.to_path_buf(),
+            port,
+            host: sock.display().to_string(),
+            user: superuser.to_string(),
+            password: None,
+            child: None,
+        };
+        let settings = vec![
+            format!("config_file={}", conf.display()),
+            format!("hba_file={}", hba.display()),
+            format!("ident_file={}", ident.display()),
+            "listen_addresses=".to_string(),
+            format!("port={port}"),
+            format!("unix_socket_directories={}", sock.display()),
+            "unix_socket_permissions=0700".into(),
+            // Never archive into the source's archive, never stream from its primary.
+            "archive_mode=off".into(),
+            "primary_conninfo=".into(),
+            "hot_standby=off".into(),
+            "restore_command=cp ../wal/%f %p".into(),
+            "ssl=off".into(),
+        ];
+        c.launch(&dir.join("data"), user, settings, recovery)?;
+        Ok(c)
+    }
+
+    fn launch(
+        &mut self,
+        data: &Path,
+        user: Option<(u32, u32)>,
+        mut settings: Vec<String>,
+        ready_within: Duration,
+    ) -> Result<()> {
         let log_path = self.dir.join("server.log");
         let log =
             std::fs::File::create(&log_path).map_err(|e| io(&log_path, "cannot create", e))?;
         let mut c = Command::new(tool("postgres")?);
         child_env::for_postgres(&mut c);
         c.arg("-D").arg(data);
-        for s in [
-            "listen_addresses=127.0.0.1".to_string(),
-            format!("port={}", self.port),
-            "unix_socket_directories=".into(),
+        settings.extend([
             "fsync=off".into(),
             "synchronous_commit=off".into(),
             "full_page_writes=off".into(),
@@ -189,7 +283,8 @@ impl ScratchCluster {
             "max_wal_size=4GB".into(),
             "checkpoint_timeout=30min".into(),
             "logging_collector=off".into(),
-        ] {
+        ]);
+        for s in settings {
             c.arg("-c").arg(s);
         }
         c.current_dir(&self.dir)
@@ -200,14 +295,14 @@ impl ScratchCluster {
             use std::os::unix::process::CommandExt;
             c.process_group(0);
         }
-        as_user(&mut c, user);
+        child_env::as_user(&mut c, user);
         child_env::die_with_parent(&mut c, libc::SIGQUIT);
         let child = c
             .spawn()
             .map_err(|e| Error::Input(format!("scratch PostgreSQL: cannot run postgres: {e}")))?;
         self.child = Some(child);
         let ready = tool("pg_isready")?;
-        let end = Instant::now() + READY;
+        let end = Instant::now() + ready_within;
         loop {
             if let Some(ch) = self.child.as_mut()
                 && let Ok(Some(st)) = ch.try_wait()
@@ -224,7 +319,7 @@ impl ScratchCluster {
                 .args([
                     "-q",
                     "-h",
-                    "127.0.0.1",
+                    &self.host,
                     "-p",
                     &self.port.to_string(),
                     "-t",
@@ -241,8 +336,9 @@ impl ScratchCluster {
             if Instant::now() >= end {
                 self.stop_server();
                 return Err(Error::Input(format!(
-                    "postgres did not accept connections within {}s",
-                    READY.as_secs()
+                    "postgres did not accept connections within {}s: {}",
+                    ready_within.as_secs(),
+                    crate::export::tail(&std::fs::read(&log_path).unwrap_or_default())
                 )));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -258,10 +354,36 @@ impl ScratchCluster {
     /// Its URL, password included: for requests inside this process only (the tools get
     /// the password as `PGPASSWORD`), never for argv or logs.
     pub fn url(&self) -> String {
-        format!(
-            "postgresql://{USER}:{}@127.0.0.1:{}/postgres",
-            self.password, self.port
-        )
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        match &self.password {
+            Some(p) => format!(
+                "postgresql://{}:{p}@127.0.0.1:{}/postgres",
+                enc(&self.user),
+                self.port
+            ),
+            None => format!(
+                "postgresql://{}@/postgres?host={}&port={}",
+                enc(&self.user),
+                enc(&self.host),
+                self.port
+            ),
+        }
+    }
+
+    /// Where it listens: `127.0.0.1`, or the socket folder of an adopted cluster.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The role checks connect as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The server's log so far (the last lines): what recovery said.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir.join("server.log")).unwrap_or_default())
+            .into_owned()
     }
 
     /// The port it listens on (127.0.0.1).
@@ -269,14 +391,18 @@ impl ScratchCluster {
         self.port
     }
 
-    /// What a check command needs to connect: `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`.
+    /// What a check command needs to connect: `PGHOST`, `PGPORT`, `PGUSER`, and
+    /// `PGPASSWORD` unless the cluster was adopted.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("PGHOST".into(), "127.0.0.1".into()),
+        let mut v = vec![
+            ("PGHOST".into(), self.host.clone()),
             ("PGPORT".into(), self.port.to_string()),
-            ("PGUSER".into(), USER.into()),
-            ("PGPASSWORD".into(), self.password.clone()),
-        ]
+            ("PGUSER".into(), self.user.clone()),
+        ];
+        if let Some(p) = &self.password {
+            v.push(("PGPASSWORD".into(), p.clone()));
+        }
+        v
     }
 
     /// Stop the server: fast shutdown, killed after 30 s.

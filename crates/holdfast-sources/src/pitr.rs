@@ -19,6 +19,8 @@ use crate::{Captured, Progress, Source};
 pub const BASE_KIND: &str = "postgres-base";
 /// Source kind of archived WAL files.
 pub const WAL_KIND: &str = "postgres-wal";
+/// The base backup's fact naming the cluster's bootstrap superuser.
+pub const SUPERUSER_FACT: &str = "superuser";
 
 /// Parse an LSN `X/Y` (hex) into a number.
 pub fn parse_lsn(s: &str) -> Option<u64> {
@@ -129,6 +131,15 @@ impl BaseBackupSource {
         facts.insert(
             "archive_mode".into(),
             query(conn, &db, "SHOW archive_mode")?,
+        );
+        facts.insert(
+            "wal_segment_size".into(),
+            query(conn, &db, "SHOW wal_segment_size")?,
+        );
+        // The bootstrap superuser (oid 10): the role a restore test connects as.
+        facts.insert(
+            SUPERUSER_FACT.into(),
+            query(conn, &db, "SELECT rolname FROM pg_roles WHERE oid = 10")?,
         );
         Ok(BaseBackupSource {
             conn: conn.clone(),

@@ -240,6 +240,7 @@ mod tests {
             max_rto_seconds: Some(900),
             rto_met,
             rpo_seconds: 3600.0,
+            recovered_to_ns: None,
             max_rpo_seconds: None,
             rpo_met: true,
             checks: checks

@@ -3,6 +3,11 @@
 //! point restored into it with `pg_restore` (globals first), `pg_amcheck` over every
 //! database as the built-in check; `sql`, `row_counts` (against the facts taken in the
 //! dump's snapshot, [`holdfast_sources::pg_facts`]) and `command` checks against it.
+//!
+//! Base backups ([`pitr`]) are recovered instead: laid out with the WAL they need, the server
+//! replays the archive to its end, then the same checks run (`row_counts` excepted).
+
+pub(super) mod pitr;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +31,8 @@ pub(super) struct PgTarget {
     pub databases: Vec<String>,
     /// Whether the restore succeeded.
     pub restored: bool,
+    /// A base backup recovered from the archive (no row counts to compare with).
+    pub physical: bool,
 }
 
 impl PgTarget {
@@ -75,7 +82,6 @@ pub(super) fn prepare(
     let cluster = ScratchCluster::start(&scratch.join("pg"))?;
     phases.push(phase("start", t));
     let t = Instant::now();
-    let conn = cluster.conn()?;
     // The URL carries the scratch password; the restore hands it to the tools as PGPASSWORD.
     let url = cluster.url();
     let r = restore(
@@ -110,33 +116,49 @@ pub(super) fn prepare(
         seconds: t.elapsed().as_secs_f64(),
     });
     if restored {
-        let c = Instant::now();
-        let (passed, detail) = match amcheck(&conn, cluster.port()) {
-            Ok(d) => (true, d),
-            Err(d) => (false, d),
-        };
-        checks.push(CheckResult {
-            check: "pg_amcheck".into(),
-            passed,
-            detail,
-            seconds: c.elapsed().as_secs_f64(),
-        });
-        phases.push(phase("builtin_check", c));
+        builtin_check(&cluster, phases, checks);
     }
     Ok(PgTarget {
         cluster,
         databases,
         restored,
+        physical: false,
     })
 }
 
+/// The built-in check, `pg_amcheck`, as check and phase `builtin_check`.
+pub(super) fn builtin_check(
+    cluster: &ScratchCluster,
+    phases: &mut Vec<Phase>,
+    checks: &mut Vec<CheckResult>,
+) {
+    let c = Instant::now();
+    let (passed, detail) = match cluster.conn() {
+        Ok(conn) => match amcheck(&conn, cluster) {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        },
+        Err(e) => (false, e.to_string()),
+    };
+    checks.push(CheckResult {
+        check: "pg_amcheck".into(),
+        passed,
+        detail,
+        seconds: c.elapsed().as_secs_f64(),
+    });
+    phases.push(phase("builtin_check", c));
+}
+
 /// `pg_amcheck --all --install-missing`: every table and B-tree index of every database.
-fn amcheck(conn: &postgres::PgConn, port: u16) -> std::result::Result<String, String> {
+fn amcheck(
+    conn: &postgres::PgConn,
+    cluster: &ScratchCluster,
+) -> std::result::Result<String, String> {
     let tool = postgres::tool("pg_amcheck").map_err(|e| e.to_string())?;
     let mut c = conn.command(&tool);
-    c.args(["--all", "--install-missing", "-h", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .args(["-U", holdfast_sources::pg_scratch::USER]);
+    c.args(["--all", "--install-missing", "-h", cluster.host(), "-p"])
+        .arg(cluster.port().to_string())
+        .args(["-U", cluster.user()]);
     c.stdin(std::process::Stdio::null());
     let out = c
         .output()
@@ -177,6 +199,13 @@ pub(super) fn sql(t: &PgTarget, q: &str) -> std::result::Result<String, String> 
 
 /// Row counts and schema of every database against the facts of the dump's snapshot.
 pub(super) fn row_counts(t: &PgTarget, m: &Manifest) -> std::result::Result<String, String> {
+    if t.physical {
+        return Err(
+            "row_counts needs a logical point: a base backup recovers to the end of \
+                    the archive, past any counts taken at backup (use sql checks)"
+                .into(),
+        );
+    }
     let conn = ready(t)?;
     let facts = &m.source.facts;
     let recorded =

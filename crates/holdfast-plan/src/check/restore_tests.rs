@@ -175,19 +175,32 @@ fn checks(c: &mut Ctx<'_>, plan: &Plan, who: &str, t: &RestoreTest) {
         }
         // A database check runs against the test's database resources; a test that has none
         // could never run it.
+        let fits = |kind: &Kind| {
+            if k.sql.is_some() {
+                kind.queryable()
+            } else {
+                kind.counts_rows()
+            }
+        };
         if (k.sql.is_some() || k.row_counts.is_some())
             && !tested.is_empty()
-            && !tested.iter().any(|(_, kind)| kind.queryable())
+            && !tested.iter().any(|(_, kind)| fits(kind))
         {
             let names: Vec<&str> = tested.iter().map(|(n, _)| n.as_str()).collect();
             c.at(
                 ch,
-                format!(
-                    "{who}: a {} check needs a database resource; it tests only {}",
-                    if k.sql.is_some() { "sql" } else { "row_counts" },
-                    names.join(", ")
-                ),
-                "add a sqlite resource to the test, or drop the check",
+                if k.sql.is_some() {
+                    format!(
+                        "{who}: a sql check needs a database resource; it tests only {}",
+                        names.join(", ")
+                    )
+                } else {
+                    format!(
+                        "{who}: a row_counts check needs a sqlite or postgres (logical) resource, whose points record row counts; it tests only {}",
+                        names.join(", ")
+                    )
+                },
+                "add a sqlite or postgres resource to the test, or drop the check",
             );
         }
     }
