@@ -84,16 +84,16 @@ pub fn choose_base(
     base: Option<&str>,
     target: &RecoveryTarget,
 ) -> Result<(Id, Manifest)> {
-    let (points, _) = holdfast_engine::trust::split(vault, vault.list_points()?.0)?;
-    let mut bases: Vec<&(Id, Manifest)> = points
-        .iter()
-        .filter(|(_, m)| m.source.kind == BASE_KIND && m.resource == resource)
-        .collect();
-    bases.sort_by_key(|(_, m)| m.time_ns);
-    let none = || Error::NotFound(format!("no base backup of resource {resource:?}"));
     let chosen = if let Some(b) = base {
         vault.find_point(b)?
     } else {
+        let (points, _) = holdfast_engine::trust::split(vault, vault.list_points()?.0)?;
+        let mut bases: Vec<&(Id, Manifest)> = points
+            .iter()
+            .filter(|(_, m)| m.source.kind == BASE_KIND && m.resource == resource)
+            .collect();
+        bases.sort_by_key(|(_, m)| m.time_ns);
+        let none = || Error::NotFound(format!("no base backup of resource {resource:?}"));
         match target {
             RecoveryTarget::Time { ns } => bases
                 .iter()

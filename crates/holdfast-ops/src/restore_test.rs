@@ -168,6 +168,26 @@ pub struct RestoreTestReport {
     pub evidence: Option<String>,
 }
 
+impl CheckResult {
+    /// The result of check `check` started at `since`: passed with `Ok(detail)`.
+    pub(crate) fn timed(
+        check: &str,
+        since: Instant,
+        result: std::result::Result<String, String>,
+    ) -> CheckResult {
+        let (passed, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        CheckResult {
+            check: check.into(),
+            passed,
+            detail,
+            seconds: since.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 impl RestoreTestReport {
     /// The checks that failed.
     pub fn failed(&self) -> impl Iterator<Item = &CheckResult> {

@@ -94,6 +94,18 @@ fn chown(path: &Path, user: Option<(u32, u32)>) -> Result<()> {
     child_env::chown(path, user).map_err(|e| io(path, "cannot give to postgres", e))
 }
 
+/// As another user the server must reach `dir`: its parent is opened to `0711`.
+fn open_parent(dir: &Path, user: Option<(u32, u32)>) -> Result<()> {
+    if user.is_some()
+        && let Some(parent) = dir.parent()
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| io(parent, "cannot open", e))?;
+    }
+    Ok(())
+}
+
 /// Give `dir` and everything in it to the server's user (a restored base backup is ours).
 fn chown_tree(dir: &Path, user: Option<(u32, u32)>) -> Result<()> {
     if user.is_none() {
@@ -119,13 +131,7 @@ impl ScratchCluster {
     /// Make and start a cluster in `dir` (created; its parent must exist).
     pub fn start(dir: &Path) -> Result<ScratchCluster> {
         let user = server_user()?;
-        if user.is_some()
-            && let Some(parent) = dir.parent()
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))
-                .map_err(|e| io(parent, "cannot open", e))?;
-        }
+        open_parent(dir, user)?;
         std::fs::create_dir(dir).map_err(|e| io(dir, "cannot create", e))?;
         chown(dir, user)?;
         let password = random_password()?;
@@ -205,13 +211,7 @@ impl ScratchCluster {
     /// source cluster's bootstrap superuser, the role checks connect as.
     pub fn adopt(dir: &Path, superuser: &str, recovery: Duration) -> Result<ScratchCluster> {
         let user = server_user()?;
-        if user.is_some()
-            && let Some(parent) = dir.parent()
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))
-                .map_err(|e| io(parent, "cannot open", e))?;
-        }
+        open_parent(dir, user)?;
         let sock = dir.join("sock");
         std::fs::create_dir(&sock).map_err(|e| io(&sock, "cannot create", e))?;
         {

@@ -60,15 +60,15 @@ pub(super) fn run_check(
         (Check::RowCounts(_), _) => row_counts_check(target, m, restored),
         (Check::Command(line), _) => command_check(target, scratch, line),
     };
-    let (passed, detail) = match result {
-        Ok(d) => (true, d),
-        Err(d) => (false, d),
-    };
-    CheckResult {
-        check: describe(check),
-        passed,
-        detail,
-        seconds: t.elapsed().as_secs_f64(),
+    CheckResult::timed(&describe(check), t, result)
+}
+
+/// A query's first value `v` as a check: passed when it is true.
+pub(super) fn truthy(v: &str) -> std::result::Result<String, String> {
+    if sqlite::is_true(v) {
+        Ok(format!("returned {v}"))
+    } else {
+        Err(format!("returned {v:?}, not true"))
     }
 }
 

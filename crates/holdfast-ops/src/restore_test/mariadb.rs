@@ -54,16 +54,7 @@ pub(super) fn prepare(
     });
     if restored {
         let c = Instant::now();
-        let (passed, detail) = match check_tables(&conn) {
-            Ok(d) => (true, d),
-            Err(d) => (false, d),
-        };
-        checks.push(CheckResult {
-            check: "check_tables".into(),
-            passed,
-            detail,
-            seconds: c.elapsed().as_secs_f64(),
-        });
+        checks.push(CheckResult::timed("check_tables", c, check_tables(&conn)));
         phases.push(phase("builtin_check", c));
     }
     Ok(MyTarget { server, restored })
@@ -131,12 +122,7 @@ pub(super) fn sql(t: &MyTarget, q: &str) -> std::result::Result<String, String> 
     }
     let conn = t.server.conn().map_err(|e| e.to_string())?;
     let v = mysql::query(&conn, q).map_err(|e| e.to_string())?;
-    let v = v.lines().next().unwrap_or("").trim().to_string();
-    if holdfast_sources::sqlite::is_true(&v) {
-        Ok(format!("returned {v}"))
-    } else {
-        Err(format!("returned {v:?}, not true"))
-    }
+    super::checks::truthy(v.lines().next().unwrap_or("").trim())
 }
 
 #[cfg(test)]

@@ -133,19 +133,11 @@ pub(super) fn builtin_check(
     checks: &mut Vec<CheckResult>,
 ) {
     let c = Instant::now();
-    let (passed, detail) = match cluster.conn() {
-        Ok(conn) => match amcheck(&conn, cluster) {
-            Ok(d) => (true, d),
-            Err(d) => (false, d),
-        },
-        Err(e) => (false, e.to_string()),
-    };
-    checks.push(CheckResult {
-        check: "pg_amcheck".into(),
-        passed,
-        detail,
-        seconds: c.elapsed().as_secs_f64(),
-    });
+    let result = cluster
+        .conn()
+        .map_err(|e| e.to_string())
+        .and_then(|conn| amcheck(&conn, cluster));
+    checks.push(CheckResult::timed("pg_amcheck", c, result));
     phases.push(phase("builtin_check", c));
 }
 
@@ -188,11 +180,9 @@ pub(super) fn sql(t: &PgTarget, q: &str) -> std::result::Result<String, String> 
     let mut said = Vec::new();
     for db in t.user_databases() {
         let v = postgres::query(&conn, db, q).map_err(|e| format!("{db}: {e}"))?;
-        let v = v.lines().next().unwrap_or("").trim().to_string();
-        if !holdfast_sources::sqlite::is_true(&v) {
-            return Err(format!("{db}: returned {v:?}, not true"));
-        }
-        said.push(format!("{db}: returned {v}"));
+        let v = v.lines().next().unwrap_or("").trim();
+        let ok = super::checks::truthy(v).map_err(|e| format!("{db}: {e}"))?;
+        said.push(format!("{db}: {ok}"));
     }
     Ok(said.join("; "))
 }

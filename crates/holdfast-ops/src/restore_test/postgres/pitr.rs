@@ -70,12 +70,11 @@ pub(in crate::restore_test) fn prepare(
     let cluster = match started {
         Ok(c) => c,
         Err(e) => {
-            checks.push(CheckResult {
-                check: "recovery".into(),
-                passed: false,
-                detail: format!("base backup {} did not recover: {e}", id.short()),
-                seconds: t.elapsed().as_secs_f64(),
-            });
+            checks.push(CheckResult::timed(
+                "recovery",
+                t,
+                Err(format!("base backup {} did not recover: {e}", id.short())),
+            ));
             return Ok(Recovered {
                 target: None,
                 newest_wal_ns: fetched.newest_ns,
